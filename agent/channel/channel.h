@@ -1,0 +1,68 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+
+#include "common/address.h"
+#include "common/stream.h"
+
+namespace strait::agent {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using common::Stream;
+using common::StreamPtr;
+
+template <typename T>
+using Result = boost::system::result<T>;
+
+enum class Network { kTcp, kUdp };
+
+const char* network_name(Network network);
+
+// Server side of the channel layer. One Listener lives on one worker thread.
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // The next client stream; an error once the listener is closed.
+  virtual asio::awaitable<Result<StreamPtr>> accept() = 0;
+  // Stops accepting; streams already accepted are not affected.
+  virtual void close() = 0;
+  // Bound address, e.g. "[::]:8080" (the kernel's port when 0 was asked).
+  virtual common::HostPort bound_address() const = 0;
+};
+
+struct ListenOptions {
+  common::HostPort address;
+  int backlog = 4096;
+  size_t udp_backlog = 128;
+};
+
+// Makes listeners of one type for a service: one per worker, all bound to the same address
+// (SO_REUSEPORT), so that every worker accepts on its own socket.
+class ListenerFactory {
+ public:
+  virtual ~ListenerFactory() = default;
+  virtual Result<std::unique_ptr<Listener>> listen(asio::any_io_executor executor, const ListenOptions& options) = 0;
+};
+
+struct DialOptions {
+  std::chrono::nanoseconds timeout = std::chrono::seconds(10);
+};
+
+// Client side of the channel layer (a chain node's transport).
+class Dialer {
+ public:
+  virtual ~Dialer() = default;
+  // Opens a channel to `address` (host:port) from this host.
+  virtual asio::awaitable<Result<StreamPtr>> dial(asio::any_io_executor executor, const std::string& address,
+                                                  Network network, const DialOptions& options) = 0;
+  // Runs this channel's handshake over a stream a previous hop opened (TLS, WebSocket...).
+  virtual asio::awaitable<Result<StreamPtr>> handshake(StreamPtr stream) { co_return std::move(stream); }
+};
+
+}  // namespace strait::agent

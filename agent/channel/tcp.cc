@@ -1,0 +1,182 @@
+#include "agent/channel/tcp.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace strait::agent {
+namespace {
+
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+std::string address_or_unknown(const tcp::socket& socket, bool remote) {
+  error_code ec;
+  auto endpoint = remote ? socket.remote_endpoint(ec) : socket.local_endpoint(ec);
+  return ec ? std::string("?") : endpoint_to_string(endpoint);
+}
+
+class TcpListener final : public Listener {
+ public:
+  explicit TcpListener(tcp::acceptor acceptor) : acceptor_(std::move(acceptor)) {}
+
+  asio::awaitable<Result<StreamPtr>> accept() override {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(kUseTuple);
+      if (!ec) {
+        error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        co_return StreamPtr(std::make_unique<TcpStream>(std::move(socket)));
+      }
+      // Running out of descriptors or a client that reset before accept must not stop the
+      // service; only closing the acceptor ends the loop.
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return ec;
+      if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space) {
+        asio::steady_timer backoff(acceptor_.get_executor(), std::chrono::milliseconds(100));
+        co_await backoff.async_wait(kUseTuple);
+      }
+    }
+  }
+
+  void close() override {
+    error_code ignored;
+    acceptor_.close(ignored);
+  }
+
+  common::HostPort bound_address() const override {
+    error_code ec;
+    auto endpoint = acceptor_.local_endpoint(ec);
+    return {endpoint.address().to_string(), endpoint.port()};
+  }
+
+ private:
+  tcp::acceptor acceptor_;
+};
+
+// Resolves a listen host to an endpoint; an empty host listens on every interface, IPv6
+// and IPv4 both where the kernel allows.
+Result<tcp::endpoint> listen_endpoint(const common::HostPort& address) {
+  if (address.host.empty()) return tcp::endpoint(tcp::v6(), address.port);
+  error_code ec;
+  auto ip = asio::ip::make_address(address.host, ec);
+  if (!ec) return tcp::endpoint(ip, address.port);
+  asio::io_context io;
+  tcp::resolver resolver(io);
+  auto results = resolver.resolve(address.host, std::to_string(address.port), tcp::resolver::passive, ec);
+  if (ec) return ec;
+  return results.begin()->endpoint();
+}
+
+class TcpListenerFactory final : public ListenerFactory {
+ public:
+  Result<std::unique_ptr<Listener>> listen(asio::any_io_executor executor, const ListenOptions& options) override {
+    auto endpoint = listen_endpoint(options.address);
+    if (!endpoint) return endpoint.error();
+    tcp::acceptor acceptor(executor);
+    error_code ec;
+    bool any_v6 = options.address.host.empty();
+    acceptor.open(endpoint->protocol(), ec);
+    if (ec && any_v6) {  // no IPv6 on this host: fall back to IPv4 any
+      *endpoint = tcp::endpoint(tcp::v4(), options.address.port);
+      acceptor.open(endpoint->protocol(), ec);
+    }
+    if (ec) return ec;
+    if (endpoint->protocol() == tcp::v6() && any_v6) acceptor.set_option(asio::ip::v6_only(false), ec);
+    acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    int one = 1;
+    if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+      return error_code(errno, boost::system::system_category());
+    }
+    acceptor.bind(*endpoint, ec);
+    if (ec) return ec;
+    acceptor.listen(options.backlog, ec);
+    if (ec) return ec;
+    return std::unique_ptr<Listener>(std::make_unique<TcpListener>(std::move(acceptor)));
+  }
+};
+
+class TcpDialer final : public Dialer {
+ public:
+  asio::awaitable<Result<StreamPtr>> dial(asio::any_io_executor executor, const std::string& address, Network network,
+                                          const DialOptions& options) override {
+    if (network != Network::kTcp) co_return asio::error::operation_not_supported;
+    auto socket = co_await connect_tcp(executor, address, options.timeout);
+    if (!socket) co_return socket.error();
+    co_return StreamPtr(std::make_unique<TcpStream>(std::move(*socket)));
+  }
+};
+
+}  // namespace
+
+TcpStream::TcpStream(tcp::socket socket) : socket_(std::move(socket)) {}
+
+void TcpStream::shutdown_send() {
+  error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+void TcpStream::close() {
+  error_code ignored;
+  socket_.close(ignored);
+}
+
+std::string TcpStream::remote_address() const { return address_or_unknown(socket_, true); }
+std::string TcpStream::local_address() const { return address_or_unknown(socket_, false); }
+
+void TcpStream::do_read_some(asio::mutable_buffer buffer, common::IoHandler handler) {
+  socket_.async_read_some(buffer, std::move(handler));
+}
+
+void TcpStream::do_write_some(asio::const_buffer buffer, common::IoHandler handler) {
+  socket_.async_write_some(buffer, std::move(handler));
+}
+
+std::string endpoint_to_string(const tcp::endpoint& endpoint) {
+  auto ip = endpoint.address();
+  if (ip.is_v6() && ip.to_v6().is_v4_mapped()) ip = asio::ip::make_address_v4(asio::ip::v4_mapped, ip.to_v6());
+  return common::HostPort{ip.to_string(), endpoint.port()}.to_string();
+}
+
+asio::awaitable<Result<tcp::socket>> connect_tcp(asio::any_io_executor executor, const std::string& address,
+                                                 std::chrono::nanoseconds timeout) {
+  auto target = common::parse_host_port(address);
+  if (!target.ok()) co_return asio::error::invalid_argument;
+  tcp::socket socket(executor);
+  asio::steady_timer deadline(executor, timeout);
+  error_code ec;
+  auto ip = asio::ip::make_address(target->host, ec);
+  if (!ec) {
+    auto outcome = co_await (socket.async_connect(tcp::endpoint(ip, target->port), kUseTuple) ||
+                             deadline.async_wait(kUseTuple));
+    if (outcome.index() == 1) co_return asio::error::timed_out;
+    ec = std::get<0>(std::get<0>(outcome));
+  } else {
+    tcp::resolver resolver(executor);
+    auto resolved = co_await (resolver.async_resolve(target->host, std::to_string(target->port), kUseTuple) ||
+                              deadline.async_wait(kUseTuple));
+    if (resolved.index() == 1) co_return asio::error::timed_out;
+    auto [resolve_error, endpoints] = std::get<0>(resolved);
+    if (resolve_error) co_return resolve_error;
+    auto connected = co_await (asio::async_connect(socket, endpoints, kUseTuple) || deadline.async_wait(kUseTuple));
+    if (connected.index() == 1) co_return asio::error::timed_out;
+    ec = std::get<0>(std::get<0>(connected));
+  }
+  if (ec) co_return ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  co_return std::move(socket);
+}
+
+std::unique_ptr<ListenerFactory> make_tcp_listener_factory() { return std::make_unique<TcpListenerFactory>(); }
+std::unique_ptr<Dialer> make_tcp_dialer() { return std::make_unique<TcpDialer>(); }
+
+}  // namespace strait::agent

@@ -1,0 +1,303 @@
+#include "agent/channel/udp.h"
+
+#include <sys/socket.h>
+
+#include <deque>
+#include <map>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agent/channel/tcp.h"
+
+namespace strait::agent {
+namespace {
+
+using asio::ip::udp;
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kMaxDatagram = 65536;
+// Datagrams queued for a session whose handler has not read them yet; beyond it they are
+// dropped, as a UDP socket buffer would, so one slow session cannot take the memory.
+constexpr size_t kSessionQueueLimit = 256;
+
+std::string udp_endpoint_string(const udp::endpoint& endpoint) {
+  return endpoint_to_string(asio::ip::tcp::endpoint(endpoint.address(), endpoint.port()));
+}
+
+class UdpListenerState;
+
+// One client of a udp listener. Lives on the listener's worker thread only.
+struct UdpSession {
+  std::deque<std::vector<uint8_t>> queue;
+  std::optional<common::IoHandler> pending_read;
+  asio::mutable_buffer pending_buffer;
+  bool closed = false;
+
+  void deliver(asio::any_io_executor executor) {
+    if (!pending_read || queue.empty()) return;
+    auto datagram = std::move(queue.front());
+    queue.pop_front();
+    size_t n = asio::buffer_copy(pending_buffer, asio::buffer(datagram));
+    auto handler = std::move(*pending_read);
+    pending_read.reset();
+    asio::post(executor, [handler = std::move(handler), n]() mutable { std::move(handler)(error_code{}, n); });
+  }
+};
+
+// Shared by the listener and its session streams, so sessions may outlive the listener.
+class UdpListenerState : public std::enable_shared_from_this<UdpListenerState> {
+ public:
+  explicit UdpListenerState(udp::socket socket) : socket_(std::move(socket)), wakeup_(socket_.get_executor()) {}
+
+  udp::socket& socket() { return socket_; }
+  void forget(const udp::endpoint& peer) { sessions_.erase(peer); }
+
+  void start(size_t backlog) {
+    backlog_ = backlog;
+    asio::co_spawn(socket_.get_executor(), receive_loop(shared_from_this()), [](std::exception_ptr e) {
+      if (e) spdlog::error("udp listener: receive loop failed unexpectedly");
+    });
+  }
+
+  asio::awaitable<Result<StreamPtr>> accept();
+  void close() {
+    open_ = false;
+    error_code ignored;
+    socket_.close(ignored);
+    wakeup_.cancel();
+    for (auto& [peer, session] : sessions_) {
+      session->closed = true;
+      if (session->pending_read) {
+        auto handler = std::move(*session->pending_read);
+        session->pending_read.reset();
+        asio::post(socket_.get_executor(), [handler = std::move(handler)]() mutable {
+          std::move(handler)(asio::error::operation_aborted, 0);
+        });
+      }
+    }
+  }
+
+ private:
+  static asio::awaitable<void> receive_loop(std::shared_ptr<UdpListenerState> self);
+
+  udp::socket socket_;
+  asio::steady_timer wakeup_;
+  std::map<udp::endpoint, std::shared_ptr<UdpSession>> sessions_;
+  std::deque<std::pair<udp::endpoint, std::shared_ptr<UdpSession>>> accept_queue_;
+  size_t backlog_ = 128;
+  bool open_ = true;
+};
+
+class UdpSessionStream final : public Stream {
+ public:
+  UdpSessionStream(std::shared_ptr<UdpListenerState> listener, std::shared_ptr<UdpSession> session,
+                   udp::endpoint peer)
+      : listener_(std::move(listener)), session_(std::move(session)), peer_(peer) {}
+  ~UdpSessionStream() override { close(); }
+
+  executor_type get_executor() override { return listener_->socket().get_executor(); }
+  void shutdown_send() override {}
+  void close() override {
+    if (session_->closed && !registered_) return;
+    session_->closed = true;
+    if (registered_) {
+      listener_->forget(peer_);
+      registered_ = false;
+    }
+    if (session_->pending_read) {
+      auto handler = std::move(*session_->pending_read);
+      session_->pending_read.reset();
+      asio::post(get_executor(), [handler = std::move(handler)]() mutable {
+        std::move(handler)(asio::error::operation_aborted, 0);
+      });
+    }
+  }
+  std::string remote_address() const override { return udp_endpoint_string(peer_); }
+  std::string local_address() const override {
+    error_code ec;
+    auto endpoint = listener_->socket().local_endpoint(ec);
+    return ec ? std::string("?") : udp_endpoint_string(endpoint);
+  }
+  bool is_datagram() const override { return true; }
+
+ protected:
+  void do_read_some(asio::mutable_buffer buffer, common::IoHandler handler) override {
+    if (session_->closed) {
+      asio::post(get_executor(), [handler = std::move(handler)]() mutable {
+        std::move(handler)(asio::error::operation_aborted, 0);
+      });
+      return;
+    }
+    session_->pending_read.emplace(std::move(handler));
+    session_->pending_buffer = buffer;
+    session_->deliver(get_executor());
+  }
+  void do_write_some(asio::const_buffer buffer, common::IoHandler handler) override {
+    listener_->socket().async_send_to(buffer, peer_, std::move(handler));
+  }
+
+ private:
+  std::shared_ptr<UdpListenerState> listener_;
+  std::shared_ptr<UdpSession> session_;
+  udp::endpoint peer_;
+  bool registered_ = true;
+};
+
+asio::awaitable<Result<StreamPtr>> UdpListenerState::accept() {
+  while (accept_queue_.empty()) {
+    if (!open_) co_return asio::error::operation_aborted;
+    wakeup_.expires_at(asio::steady_timer::time_point::max());
+    co_await wakeup_.async_wait(kUseTuple);
+  }
+  auto [peer, session] = std::move(accept_queue_.front());
+  accept_queue_.pop_front();
+  co_return StreamPtr(std::make_unique<UdpSessionStream>(shared_from_this(), std::move(session), peer));
+}
+
+asio::awaitable<void> UdpListenerState::receive_loop(std::shared_ptr<UdpListenerState> self) {
+  std::vector<uint8_t> buffer(kMaxDatagram);
+  for (;;) {
+    udp::endpoint peer;
+    auto [ec, n] = co_await self->socket_.async_receive_from(asio::buffer(buffer), peer, kUseTuple);
+    if (ec == asio::error::operation_aborted || !self->open_) co_return;
+    if (ec) continue;  // ICMP errors surface here on Linux; they concern one peer only
+    auto& session = self->sessions_[peer];
+    if (!session) {
+      if (self->accept_queue_.size() >= self->backlog_) {
+        self->sessions_.erase(peer);
+        spdlog::warn("udp {}: backlog full, dropping datagram from new client {}", self->socket_.local_endpoint(ec).port(),
+                     udp_endpoint_string(peer));
+        continue;
+      }
+      session = std::make_shared<UdpSession>();
+      self->accept_queue_.emplace_back(peer, session);
+      self->wakeup_.cancel();
+    }
+    if (session->queue.size() >= kSessionQueueLimit) continue;
+    session->queue.emplace_back(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(n));
+    session->deliver(self->socket_.get_executor());
+  }
+}
+
+class UdpListener final : public Listener {
+ public:
+  explicit UdpListener(std::shared_ptr<UdpListenerState> state) : state_(std::move(state)) {}
+  ~UdpListener() override { close(); }
+  asio::awaitable<Result<StreamPtr>> accept() override { return state_->accept(); }
+  void close() override { state_->close(); }
+  common::HostPort bound_address() const override {
+    error_code ec;
+    auto endpoint = state_->socket().local_endpoint(ec);
+    return {endpoint.address().to_string(), endpoint.port()};
+  }
+
+ private:
+  std::shared_ptr<UdpListenerState> state_;
+};
+
+class UdpListenerFactory final : public ListenerFactory {
+ public:
+  Result<std::unique_ptr<Listener>> listen(asio::any_io_executor executor, const ListenOptions& options) override {
+    udp::endpoint endpoint(udp::v6(), options.address.port);
+    error_code ec;
+    bool any = options.address.host.empty();
+    if (!any) {
+      auto ip = asio::ip::make_address(options.address.host, ec);
+      if (ec) {
+        udp::resolver resolver(executor);
+        auto results = resolver.resolve(options.address.host, std::to_string(options.address.port), ec);
+        if (ec) return ec;
+        endpoint = results.begin()->endpoint();
+      } else {
+        endpoint = udp::endpoint(ip, options.address.port);
+      }
+    }
+    udp::socket socket(executor);
+    socket.open(endpoint.protocol(), ec);
+    if (ec && any) {
+      endpoint = udp::endpoint(udp::v4(), options.address.port);
+      socket.open(endpoint.protocol(), ec);
+    }
+    if (ec) return ec;
+    if (any && endpoint.protocol() == udp::v6()) socket.set_option(asio::ip::v6_only(false), ec);
+    int one = 1;
+    // SO_REUSEPORT hashes each client's 4-tuple to one worker's socket, so a session stays
+    // on one thread.
+    if (::setsockopt(socket.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+      return error_code(errno, boost::system::system_category());
+    }
+    socket.bind(endpoint, ec);
+    if (ec) return ec;
+    auto state = std::make_shared<UdpListenerState>(std::move(socket));
+    state->start(options.udp_backlog);
+    return std::unique_ptr<Listener>(std::make_unique<UdpListener>(std::move(state)));
+  }
+};
+
+class UdpStream final : public Stream {
+ public:
+  explicit UdpStream(udp::socket socket) : socket_(std::move(socket)) {}
+  executor_type get_executor() override { return socket_.get_executor(); }
+  void shutdown_send() override {}
+  void close() override {
+    error_code ignored;
+    socket_.close(ignored);
+  }
+  std::string remote_address() const override {
+    error_code ec;
+    auto endpoint = socket_.remote_endpoint(ec);
+    return ec ? std::string("?") : udp_endpoint_string(endpoint);
+  }
+  std::string local_address() const override {
+    error_code ec;
+    auto endpoint = socket_.local_endpoint(ec);
+    return ec ? std::string("?") : udp_endpoint_string(endpoint);
+  }
+  bool is_datagram() const override { return true; }
+
+ protected:
+  void do_read_some(asio::mutable_buffer buffer, common::IoHandler handler) override {
+    socket_.async_receive(buffer, std::move(handler));
+  }
+  void do_write_some(asio::const_buffer buffer, common::IoHandler handler) override {
+    socket_.async_send(buffer, std::move(handler));
+  }
+
+ private:
+  udp::socket socket_;
+};
+
+class UdpDialer final : public Dialer {
+ public:
+  asio::awaitable<Result<StreamPtr>> dial(asio::any_io_executor executor, const std::string& address, Network network,
+                                          const DialOptions&) override {
+    if (network != Network::kUdp) co_return asio::error::operation_not_supported;
+    auto target = common::parse_host_port(address);
+    if (!target.ok()) co_return asio::error::invalid_argument;
+    udp::resolver resolver(executor);
+    auto [ec, results] = co_await resolver.async_resolve(target->host, std::to_string(target->port), kUseTuple);
+    if (ec) co_return ec;
+    if (results.empty()) co_return asio::error::host_not_found;
+    udp::socket socket(executor);
+    auto endpoint = results.begin()->endpoint();
+    socket.open(endpoint.protocol(), ec);
+    if (!ec) socket.connect(endpoint, ec);
+    if (ec) co_return ec;
+    co_return StreamPtr(std::make_unique<UdpStream>(std::move(socket)));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<ListenerFactory> make_udp_listener_factory() { return std::make_unique<UdpListenerFactory>(); }
+std::unique_ptr<Dialer> make_udp_dialer() { return std::make_unique<UdpDialer>(); }
+
+}  // namespace strait::agent

@@ -1,0 +1,38 @@
+#include "agent/connector/registry.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/connector/forward.h"
+#include "agent/connector/http.h"
+
+namespace strait::agent {
+namespace {
+
+struct ConnectorEntry {
+  const char* type;
+  ConnectorFactory make;
+};
+
+constexpr ConnectorEntry kConnectors[] = {
+    {"forward", make_forward_connector},
+    {"http", make_http_connector},
+};
+
+}  // namespace
+
+std::vector<std::string> connector_types() {
+  std::vector<std::string> names;
+  for (const auto& entry : kConnectors) names.emplace_back(entry.type);
+  return names;
+}
+
+absl::StatusOr<std::unique_ptr<Connector>> make_connector(const config::v1::NodeConfig& node) {
+  const std::string& type = node.connector().type().empty() ? std::string("http") : node.connector().type();
+  for (const auto& entry : kConnectors) {
+    if (type == entry.type) return entry.make(node);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("node ", node.name(), ": unknown connector type \"", type,
+                                                 "\"; known: ", absl::StrJoin(connector_types(), ", ")));
+}
+
+}  // namespace strait::agent

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "agent/chain/router.h"
+#include "agent/chain/selector.h"
+#include "agent/channel/channel.h"
+#include "agent/service/auther.h"
+#include "agent/service/relay.h"
+#include "strait/v1/config.pb.h"
+
+namespace strait::agent {
+
+// A service's fixed targets (forward mode), e.g. tcp://:8080/a:80,b:80.
+struct Forwarder {
+  std::vector<std::string> names;
+  std::vector<std::string> targets;
+  std::unique_ptr<Selector> selector;
+};
+
+// What a handler needs from its service; built once per applied config, immutable, shared
+// by all workers.
+struct HandlerContext {
+  std::string service;
+  std::shared_ptr<const Router> router;
+  std::shared_ptr<const Forwarder> forwarder;  // null unless the service has targets
+  std::shared_ptr<const Auther> auther;        // null when no auth is configured
+  RelayOptions relay;
+};
+
+// Server half of a processing-layer protocol.
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  // Serves one accepted client stream until it ends. Never throws for I/O or peer errors.
+  virtual asio::awaitable<void> handle(StreamPtr client, const HandlerContext& ctx) const = 0;
+};
+
+using HandlerFactory = absl::StatusOr<std::unique_ptr<Handler>> (*)(const config::v1::ServiceConfig& service);
+
+}  // namespace strait::agent

@@ -1,0 +1,269 @@
+#include "agent/handler/http.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "agent/chain/errors.h"
+#include "agent/handler/http_request.h"
+#include "agent/service/session_log.h"
+#include "common/duration.h"
+#include "common/stream_deadline.h"
+
+namespace strait::agent {
+namespace {
+
+namespace beast = boost::beast;
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kBodyChunk = 16 * 1024;
+constexpr std::string_view kProxyAgent = "strait";
+
+struct HttpOptions {
+  std::chrono::nanoseconds read_timeout = std::chrono::seconds(15);
+  std::string realm = "strait";
+};
+
+// Hop-by-hop fields (RFC 9110 §7.6.1) plus the proxy-only ones; Transfer-Encoding stays
+// because the body is re-sent with the same framing.
+void remove_hop_by_hop(http::fields& fields, bool keep_upgrade) {
+  std::vector<std::string> listed;
+  for (std::string_view token : absl::StrSplit(std::string_view(fields[http::field::connection]), ',')) {
+    std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(token));
+    if (!name.empty() && name != "close" && name != "keep-alive" && !(keep_upgrade && name == "upgrade")) {
+      listed.push_back(name);
+    }
+  }
+  for (const auto& name : listed) fields.erase(name);
+  fields.erase(http::field::keep_alive);
+  fields.erase(http::field::proxy_connection);
+  fields.erase(http::field::proxy_authorization);
+  fields.erase(http::field::proxy_authenticate);
+  fields.erase(http::field::te);
+  fields.erase(http::field::trailer);
+  fields.erase(http::field::connection);
+  if (!keep_upgrade) fields.erase(http::field::upgrade);
+}
+
+int status_for_dial_error(const error_code& ec) {
+  if (ec == asio::error::timed_out) return 504;
+  if (ec == ProxyError::kUnsupportedNetwork) return 501;
+  return 502;
+}
+
+asio::awaitable<void> write_refusal(Stream& client, int status, std::string_view reason, std::string_view extra_headers) {
+  std::string body = absl::StrCat("strait: ", reason, "\n");
+  std::string response = absl::StrCat("HTTP/1.1 ", status, " ", http::obsolete_reason(static_cast<http::status>(status)),
+                                      "\r\nProxy-Agent: ", kProxyAgent, "\r\n", extra_headers,
+                                      "Content-Type: text/plain\r\nContent-Length: ", body.size(),
+                                      "\r\nConnection: close\r\n\r\n", body);
+  co_await asio::async_write(client, asio::buffer(response), kUseTuple);
+}
+
+// Streams one message (head already read into `parser`) from `input` to `output`, following
+// Beast's buffer_body relay pattern so a body of any size passes through a fixed buffer.
+template <bool kIsRequest>
+asio::awaitable<error_code> transfer_message(Stream& input, beast::flat_buffer& input_buffer,
+                                             http::parser<kIsRequest, http::buffer_body>& parser, Stream& output) {
+  http::serializer<kIsRequest, http::buffer_body> serializer(parser.get());
+  std::vector<char> chunk(kBodyChunk);
+  do {
+    if (!parser.is_done()) {
+      parser.get().body().data = chunk.data();
+      parser.get().body().size = chunk.size();
+      auto [read_error, unused] = co_await http::async_read(input, input_buffer, parser, kUseTuple);
+      if (read_error && read_error != http::error::need_buffer) co_return read_error;
+      parser.get().body().size = chunk.size() - parser.get().body().size;
+      parser.get().body().data = chunk.data();
+      parser.get().body().more = !parser.is_done();
+    } else {
+      parser.get().body().data = nullptr;
+      parser.get().body().size = 0;
+    }
+    auto [write_error, written] = co_await http::async_write(output, serializer, kUseTuple);
+    if (write_error && write_error != http::error::need_buffer) co_return write_error;
+  } while (!parser.is_done() || !serializer.is_done());
+  co_return error_code{};
+}
+
+class HttpHandler final : public Handler {
+ public:
+  explicit HttpHandler(HttpOptions options) : options_(std::move(options)) {}
+
+  asio::awaitable<void> handle(StreamPtr client, const HandlerContext& ctx) const override {
+    beast::flat_buffer buffer;
+    StreamPtr upstream;
+    std::string upstream_authority;
+    const std::string peer = client->remote_address();
+    common::StreamDeadline deadline(*client);
+    for (bool first = true;; first = false) {
+      ProxyRequestParser parser;
+      configure_request_parser(parser);
+      deadline.arm(options_.read_timeout);
+      auto [read_error, unused] = co_await http::async_read_header(*client, buffer, parser, kUseTuple);
+      deadline.disarm();
+      if (read_error) {
+        if (deadline.expired()) {
+          if (first) spdlog::info("{}: {}: no request within {}", ctx.service, peer,
+                                  common::format_duration(options_.read_timeout));
+        } else if (read_error == http::error::end_of_stream || read_error == asio::error::eof) {
+          if (buffer.size() > 0) spdlog::info("{}: {}: truncated request head", ctx.service, peer);
+        } else if (read_error == http::error::header_limit) {
+          spdlog::warn("{}: {}: refused: request head larger than {} bytes", ctx.service, peer, kMaxRequestHead);
+          co_await write_refusal(*client, 431, "request head too large", "");
+        } else if (read_error.category() == http::make_error_code(http::error::bad_method).category()) {
+          spdlog::warn("{}: {}: refused: malformed request: {}", ctx.service, peer, read_error.message());
+          co_await write_refusal(*client, 400, "malformed request", "");
+        }
+        co_return;
+      }
+      auto& request = parser.get();
+      auto target = proxy_target(request.base());
+      if (auto* refusal = std::get_if<HttpRefusal>(&target)) {
+        spdlog::warn("{}: {}: refused {}: {}", ctx.service, peer, refusal->status, refusal->reason);
+        co_await write_refusal(*client, refusal->status, refusal->reason, "");
+        co_return;
+      }
+      auto& proxy = std::get<ProxyTarget>(target);
+      if (ctx.auther && !authorized(request, *ctx.auther)) {
+        spdlog::warn("{}: {}: refused 407: missing or wrong proxy credentials for {}", ctx.service, peer,
+                     proxy.authority);
+        co_await write_refusal(*client, 407, "proxy authentication required",
+                               absl::StrCat("Proxy-Authenticate: Basic realm=\"", options_.realm, "\"\r\n"));
+        co_return;
+      }
+      if (proxy.tunnel) {
+        co_await tunnel(std::move(client), buffer, proxy.authority, ctx);
+        co_return;
+      }
+      SessionLog session(ctx.service, *client);
+      session.set_target(proxy.authority);
+      if (!upstream || upstream_authority != proxy.authority) {
+        if (upstream) upstream->close();
+        auto dialed = co_await ctx.router->dial(client->get_executor(), Network::kTcp, proxy.authority, proxy.authority);
+        if (!dialed) {
+          session.finish(dialed.error());
+          co_await write_refusal(*client, status_for_dial_error(dialed.error()),
+                                 absl::StrCat("cannot reach ", proxy.authority, ": ", dialed.error().message()), "");
+          co_return;
+        }
+        upstream = std::move(*dialed);
+        upstream_authority = proxy.authority;
+      }
+      bool upgrade = request.count(http::field::upgrade) > 0;
+      bool client_keep_alive = request.keep_alive();
+      bool head_request = request.method() == http::verb::head;
+      request.target(proxy.origin_form);
+      remove_hop_by_hop(request.base(), upgrade);
+      if (upgrade) request.set(http::field::connection, "upgrade");
+      if (request.count(http::field::host) == 0) request.set(http::field::host, proxy.authority);
+      if (request.version() == 10 && !upgrade) request.set(http::field::connection, "close");
+
+      if (auto ec = co_await transfer_message<true>(*client, buffer, parser, *upstream); ec) {
+        session.finish(ec);
+        co_return;
+      }
+      beast::flat_buffer upstream_buffer;
+      http::response_parser<http::buffer_body> response_parser;
+      response_parser.body_limit(boost::none);
+      response_parser.header_limit(kMaxRequestHead);
+      if (head_request) response_parser.skip(true);
+      auto [header_error, header_bytes] =
+          co_await http::async_read_header(*upstream, upstream_buffer, response_parser, kUseTuple);
+      if (header_error) {
+        session.finish(header_error);
+        co_await write_refusal(*client, 502, absl::StrCat("bad response from ", proxy.authority), "");
+        co_return;
+      }
+      auto& response = response_parser.get();
+      bool switching = response.result() == http::status::switching_protocols && upgrade;
+      bool upstream_keep_alive = response.keep_alive();
+      remove_hop_by_hop(response.base(), switching);
+      if (switching) {
+        response.set(http::field::connection, "upgrade");
+      } else {
+        response.keep_alive(client_keep_alive && upstream_keep_alive);
+      }
+      response.set(http::field::proxy_agent, kProxyAgent);
+      if (auto ec = co_await transfer_message<false>(*upstream, upstream_buffer, response_parser, *client); ec) {
+        session.finish(ec);
+        co_return;
+      }
+      if (switching) {
+        co_await asio::async_write(*client, upstream_buffer.data(), kUseTuple);
+        co_await asio::async_write(*upstream, buffer.data(), kUseTuple);
+        session.finish(co_await relay(*client, *upstream, ctx.relay));
+        co_return;
+      }
+      spdlog::info("{}: {} {} http://{}{} -> {}", ctx.service, peer, std::string(request.method_string()),
+                   proxy.authority, proxy.origin_form, response.result_int());
+      if (!upstream_keep_alive) {
+        upstream->close();
+        upstream.reset();
+      }
+      if (!client_keep_alive || !response.keep_alive()) co_return;
+    }
+  }
+
+ private:
+  static bool authorized(const http::request<http::buffer_body>& request, const Auther& auther) {
+    auto header = request.find(http::field::proxy_authorization);
+    if (header == request.end()) return false;
+    auto credentials = parse_basic_credentials(std::string_view(header->value().data(), header->value().size()));
+    return credentials && auther.authenticate(credentials->username, credentials->password);
+  }
+
+  asio::awaitable<void> tunnel(StreamPtr client, beast::flat_buffer& buffer, const std::string& authority,
+                               const HandlerContext& ctx) const {
+    SessionLog session(ctx.service, *client);
+    session.set_target(authority);
+    auto upstream = co_await ctx.router->dial(client->get_executor(), Network::kTcp, authority, authority);
+    if (!upstream) {
+      session.finish(upstream.error());
+      co_await write_refusal(*client, status_for_dial_error(upstream.error()),
+                             absl::StrCat("cannot reach ", authority, ": ", upstream.error().message()), "");
+      co_return;
+    }
+    std::string established = absl::StrCat("HTTP/1.1 200 Connection established\r\nProxy-Agent: ", kProxyAgent, "\r\n\r\n");
+    auto [write_error, unused] = co_await asio::async_write(*client, asio::buffer(established), kUseTuple);
+    if (write_error) {
+      session.finish(write_error);
+      co_return;
+    }
+    // Bytes the client sent right after its CONNECT head (e.g. a TLS ClientHello) go first.
+    if (buffer.size() > 0) {
+      auto [early_error, early] = co_await asio::async_write(**upstream, buffer.data(), kUseTuple);
+      if (early_error) {
+        session.finish(early_error);
+        co_return;
+      }
+    }
+    session.finish(co_await relay(*client, **upstream, ctx.relay));
+  }
+
+  HttpOptions options_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Handler>> make_http_handler(const config::v1::ServiceConfig& service) {
+  HttpOptions options;
+  const auto& fields = service.handler().metadata().fields();
+  for (const auto& [key, value] : fields) {
+    std::string lower = absl::AsciiStrToLower(key);
+    if (lower == "readtimeout") {
+      auto timeout = common::parse_duration(value.string_value());
+      if (!timeout.ok()) return absl::InvalidArgumentError(absl::StrCat("handler.metadata.readTimeout: ", timeout.status().message()));
+      options.read_timeout = *timeout;
+    } else if (lower == "authbasicrealm") {
+      options.realm = value.string_value();
+    }
+  }
+  return std::make_unique<HttpHandler>(std::move(options));
+}
+
+}  // namespace strait::agent

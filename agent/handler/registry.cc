@@ -1,0 +1,40 @@
+#include "agent/handler/registry.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/handler/forward.h"
+#include "agent/handler/http.h"
+
+namespace strait::agent {
+namespace {
+
+struct HandlerEntry {
+  const char* type;
+  HandlerFactory make;
+};
+
+constexpr HandlerEntry kHandlers[] = {
+    {"http", make_http_handler},
+    {"tcp", make_tcp_forward_handler},
+    {"forward", make_tcp_forward_handler},
+    {"udp", make_udp_forward_handler},
+};
+
+}  // namespace
+
+std::vector<std::string> handler_types() {
+  std::vector<std::string> names;
+  for (const auto& entry : kHandlers) names.emplace_back(entry.type);
+  return names;
+}
+
+absl::StatusOr<std::unique_ptr<Handler>> make_handler(const config::v1::ServiceConfig& service) {
+  const std::string& type = service.handler().type();
+  for (const auto& entry : kHandlers) {
+    if (type == entry.type) return entry.make(service);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("service ", service.name(), ": unknown handler type \"", type,
+                                                 "\"; known: ", absl::StrJoin(handler_types(), ", ")));
+}
+
+}  // namespace strait::agent

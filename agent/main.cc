@@ -1,0 +1,150 @@
+// strait-agent: GOST-compatible command line (-L, -F, -C, -O, -D, -V) over Strait's runtime.
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/ascii.h"
+#include "agent/channel/registry.h"
+#include "agent/connector/registry.h"
+#include "agent/handler/registry.h"
+#include "agent/runtime/runtime.h"
+#include "common/cmdline_config.h"
+#include "common/config_file.h"
+#include "common/duration.h"
+#include "common/logging.h"
+
+namespace {
+
+namespace asio = boost::asio;
+using strait::config::v1::Config;
+
+constexpr const char* kVersion = "0.1.0";
+constexpr int kExitUsage = 2;
+constexpr int kExitRuntime = 1;
+
+strait::common::KnownTypes known_types() {
+  return {strait::agent::handler_types(), strait::agent::listener_types(), strait::agent::connector_types(),
+          strait::agent::dialer_types()};
+}
+
+// Re-arms itself to end draining services whose connections are gone.
+void schedule_reaping(asio::steady_timer& timer, strait::agent::Runtime& runtime) {
+  timer.expires_after(std::chrono::milliseconds(500));
+  timer.async_wait([&timer, &runtime](const boost::system::error_code& ec) {
+    if (ec) return;
+    runtime.reap_draining();
+    schedule_reaping(timer, runtime);
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"strait-agent: runs Strait services and chains (GOST-compatible command line)"};
+  std::vector<std::string> services;
+  std::vector<std::string> nodes;
+  std::string config_argument;
+  std::string output_format;
+  bool debug = false;
+  bool version = false;
+  std::string drain_timeout_text = "30s";
+  unsigned worker_count = std::max(1u, std::thread::hardware_concurrency());
+  app.add_option("-L", services, "service: [handler+listener://][user:pass@]addr[/targets][?key=value]");
+  app.add_option("-F", nodes, "chain node (one hop per -F): [connector+dialer://][user:pass@]addr[?key=value]");
+  app.add_option("-C", config_argument, "config file (YAML or JSON) or inline JSON");
+  app.add_option("-O", output_format, "print the effective config as yaml or json and exit")
+      ->check(CLI::IsMember({"yaml", "json"}));
+  app.add_flag("-D", debug, "debug logging");
+  app.add_flag("-V", version, "print the version and exit");
+  app.add_option("--drain-timeout", drain_timeout_text, "on SIGTERM/SIGINT, how long open connections may finish");
+  app.add_option("--workers", worker_count, "worker threads (default: one per core)")->check(CLI::Range(1u, 1024u));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+  if (version) {
+    std::cout << "strait-agent " << kVersion << " (gost-compatible command line)\n";
+    return 0;
+  }
+  auto drain_timeout = strait::common::parse_duration(drain_timeout_text);
+  if (!drain_timeout.ok()) {
+    std::cerr << "strait-agent: --drain-timeout: " << drain_timeout.status().message() << "\n";
+    return kExitUsage;
+  }
+
+  Config config;
+  if (!config_argument.empty()) {
+    auto loaded = strait::common::load_config_argument(config_argument);
+    if (!loaded.ok()) {
+      std::cerr << "strait-agent: " << loaded.status().message() << "\n";
+      return kExitUsage;
+    }
+    for (const auto& warning : loaded->warnings) std::cerr << "strait-agent: warning: " << warning << "\n";
+    config = std::move(loaded->config);
+  }
+  auto from_flags = strait::common::build_config_from_cmdline(services, nodes, known_types());
+  if (!from_flags.ok()) {
+    std::cerr << "strait-agent: " << from_flags.status().message() << "\n";
+    return kExitUsage;
+  }
+  strait::common::merge_config(config, *from_flags);
+
+  if (!output_format.empty()) {
+    std::cout << (output_format == "json" ? strait::common::config_to_json(config)
+                                          : strait::common::config_to_yaml(config));
+    return 0;
+  }
+  if (auto status = strait::common::configure_logging(config.log(), debug); !status.ok()) {
+    std::cerr << "strait-agent: " << status.message() << "\n";
+    return kExitUsage;
+  }
+  if (config.services().empty()) {
+    std::cerr << "strait-agent: nothing to serve: give -L (e.g. -L http://:8080) or -C with services\n";
+    return kExitUsage;
+  }
+
+  // Signals are taken by the main thread only; workers never see them.
+  sigset_t blocked;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGINT);
+  sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+
+  strait::agent::Workers workers(worker_count);
+  strait::agent::Runtime runtime(workers, *drain_timeout);
+  auto applied = runtime.apply(std::make_shared<const Config>(config));
+  if (!applied.ok()) {
+    spdlog::error("{}", applied.message());
+    std::cerr << "strait-agent: " << applied.message() << "\n";
+    workers.stop();
+    return absl::IsUnavailable(applied) ? kExitRuntime : kExitUsage;
+  }
+
+  pthread_sigmask(SIG_UNBLOCK, &blocked, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  asio::io_context control;
+  asio::signal_set signals(control, SIGINT, SIGTERM);
+  asio::steady_timer reaper(control);
+  schedule_reaping(reaper, runtime);
+  int received = 0;
+  signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
+    if (ec) return;
+    received = signal_number;
+    reaper.cancel();
+  });
+  control.run();
+  spdlog::info("received {}, stopping (grace {})", received == SIGINT ? "SIGINT" : "SIGTERM",
+               strait::common::format_duration(*drain_timeout));
+  runtime.shutdown(*drain_timeout);
+  workers.stop();
+  spdlog::info("stopped");
+  return 0;
+}

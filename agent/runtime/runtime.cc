@@ -1,0 +1,272 @@
+#include "agent/runtime/runtime.h"
+
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "agent/channel/registry.h"
+#include "agent/handler/registry.h"
+#include "common/address.h"
+#include "common/duration.h"
+
+namespace strait::agent {
+namespace {
+
+using config::v1::Config;
+using config::v1::ServiceConfig;
+
+struct Prepared {
+  std::string name;
+  std::string fingerprint;
+  ListenOptions listen;
+  std::unique_ptr<ListenerFactory> factory;
+  std::shared_ptr<const Handler> handler;
+  std::shared_ptr<const HandlerContext> context;
+};
+
+std::string deterministic_bytes(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  message.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return out;
+}
+
+absl::Status service_error(const ServiceConfig& service, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat("service ", service.name(), ": ", status.message()));
+}
+
+absl::StatusOr<std::chrono::nanoseconds> duration_key(const google::protobuf::Struct& metadata, std::string_view key,
+                                                      std::chrono::nanoseconds fallback) {
+  for (const auto& [name, value] : metadata.fields()) {
+    if (absl::EqualsIgnoreCase(name, key)) {
+      auto parsed = common::parse_duration(value.string_value());
+      if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("metadata ", name, ": ", parsed.status().message()));
+      return *parsed;
+    }
+  }
+  return fallback;
+}
+
+absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Config& config,
+                                         const std::map<std::string, std::shared_ptr<const Chain>>& chains,
+                                         const std::map<std::string, std::string>& chain_fingerprints) {
+  Prepared prepared;
+  prepared.name = service.name();
+  if (prepared.name.empty()) return absl::InvalidArgumentError("a service needs a name");
+  auto address = common::parse_host_port(service.addr(), true);
+  if (!address.ok()) return service_error(service, address.status());
+  prepared.listen.address = *address;
+  std::string listener_type = service.listener().type().empty() ? "tcp" : service.listener().type();
+  auto factory = make_listener_factory(listener_type);
+  if (!factory.ok()) return service_error(service, factory.status());
+  prepared.factory = *std::move(factory);
+  auto handler = make_handler(service);
+  if (!handler.ok()) return service_error(service, handler.status());
+  prepared.handler = *std::move(handler);
+
+  auto context = std::make_shared<HandlerContext>();
+  context->service = service.name();
+  std::shared_ptr<const Chain> chain;
+  std::string fingerprint = deterministic_bytes(service);
+  if (!service.handler().chain().empty()) {
+    auto it = chains.find(service.handler().chain());
+    if (it == chains.end()) {
+      return service_error(service, absl::InvalidArgumentError(
+                                        absl::StrCat("handler.chain \"", service.handler().chain(), "\" is not defined")));
+    }
+    chain = it->second;
+    fingerprint += chain_fingerprints.at(it->first);
+  }
+  if (!service.listener().chain().empty()) {
+    return service_error(service, absl::UnimplementedError("listener.chain (rtcp/rudp) is not supported yet"));
+  }
+  context->router = std::make_shared<Router>(chain, service.handler().retries(), DialOptions{});
+  auto auther = build_auther(service.handler(), config);
+  if (!auther.ok()) return service_error(service, auther.status());
+  context->auther = *auther;
+  for (const auto& named : config.authers()) fingerprint += deterministic_bytes(named);
+
+  if (service.forwarder().nodes_size() > 0) {
+    auto forwarder = std::make_shared<Forwarder>();
+    for (const auto& node : service.forwarder().nodes()) {
+      std::string target = node.addr();
+      if (auto parsed = common::parse_host_port(target); !parsed.ok()) {
+        return service_error(service, absl::InvalidArgumentError(
+                                          absl::StrCat("forwarder node ", node.name(), ": ", parsed.status().message())));
+      }
+      // ":80" means this host, as GOST's empty host does.
+      if (target.front() == ':') target = "127.0.0.1" + target;
+      forwarder->names.push_back(node.name());
+      forwarder->targets.push_back(target);
+    }
+    auto selector = parse_selector(service.forwarder().selector());
+    if (!selector.ok()) return service_error(service, selector.status());
+    forwarder->selector = std::make_unique<Selector>(*selector, forwarder->targets.size());
+    context->forwarder = std::move(forwarder);
+  }
+  const std::string& handler_type = service.handler().type();
+  if ((handler_type == "tcp" || handler_type == "udp" || handler_type == "forward") && !context->forwarder) {
+    return service_error(service, absl::InvalidArgumentError(
+                                      absl::StrCat("handler ", handler_type, " forwards to targets but none are given "
+                                                   "(e.g. tcp://:8080/host:80 or forwarder.nodes)")));
+  }
+  bool udp = listener_type == "udp";
+  auto idle = duration_key(service.metadata(), "idleTimeout", std::chrono::nanoseconds{0});
+  if (!idle.ok()) return service_error(service, idle.status());
+  context->relay.idle_timeout = *idle;
+  if (udp) {
+    auto ttl = duration_key(service.listener().metadata(), "ttl", std::chrono::seconds(5));
+    if (!ttl.ok()) return service_error(service, ttl.status());
+    context->relay.idle_timeout = *ttl;
+  }
+  prepared.context = std::move(context);
+  prepared.fingerprint = std::move(fingerprint);
+  return prepared;
+}
+
+absl::Status reject_unsupported_sections(const Config& config) {
+  auto refuse = [](std::string_view section) {
+    return absl::UnimplementedError(absl::StrCat("\"", section, "\" is not supported by this strait-agent yet; remove it"));
+  };
+  if (!config.admissions().empty()) return refuse("admissions");
+  if (!config.bypasses().empty()) return refuse("bypasses");
+  if (!config.resolvers().empty()) return refuse("resolvers");
+  if (!config.hosts().empty()) return refuse("hosts");
+  if (!config.limiters().empty() || !config.climiters().empty() || !config.rlimiters().empty()) return refuse("limiters");
+  for (const auto& service : config.services()) {
+    if (!service.admission().empty() || !service.admissions().empty() || !service.bypass().empty() ||
+        !service.bypasses().empty() || !service.limiter().empty() || !service.climiter().empty() ||
+        !service.rlimiter().empty() || !service.resolver().empty() || !service.hosts().empty()) {
+      return absl::UnimplementedError(absl::StrCat("service ", service.name(),
+                                                   ": admission/bypass/limiter/resolver/hosts are not supported yet"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Runtime::Runtime(Workers& workers, std::chrono::nanoseconds drain_timeout)
+    : workers_(workers), drain_timeout_(drain_timeout) {}
+
+absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
+  const Config& config = *snapshot;
+  if (auto status = reject_unsupported_sections(config); !status.ok()) return status;
+  std::map<std::string, std::shared_ptr<const Chain>> chains;
+  std::map<std::string, std::string> chain_fingerprints;
+  for (const auto& chain_config : config.chains()) {
+    if (chains.contains(chain_config.name())) {
+      return absl::InvalidArgumentError(absl::StrCat("chain ", chain_config.name(), " is defined twice"));
+    }
+    auto chain = build_chain(chain_config, config);
+    if (!chain.ok()) return chain.status();
+    chains[chain_config.name()] = *chain;
+    std::string fingerprint = deterministic_bytes(chain_config);
+    for (const auto& hop : config.hops()) fingerprint += deterministic_bytes(hop);
+    chain_fingerprints[chain_config.name()] = std::move(fingerprint);
+  }
+  std::map<std::string, Prepared> prepared;
+  for (const auto& service : config.services()) {
+    auto one = prepare_service(service, config, chains, chain_fingerprints);
+    if (!one.ok()) return one.status();
+    if (prepared.contains(one->name)) {
+      return absl::InvalidArgumentError(absl::StrCat("service ", one->name, " is defined twice"));
+    }
+    prepared.emplace(one->name, *std::move(one));
+  }
+
+  std::lock_guard lock(mutex_);
+  // Bind every new or changed service before touching the running ones, so a taken port
+  // leaves the old configuration serving.
+  std::map<std::string, Running> started;
+  for (auto& [name, candidate] : prepared) {
+    auto running = running_.find(name);
+    if (running != running_.end() && running->second.fingerprint == candidate.fingerprint) continue;
+    auto service = Service::bind(name, candidate.listen, *candidate.factory, candidate.handler, candidate.context, workers_);
+    if (!service.ok()) {
+      for (auto& [unused, fresh] : started) fresh.service->stop_accepting();
+      return service.status();
+    }
+    started[name] = Running{*std::move(service), candidate.fingerprint};
+  }
+  auto deadline = std::chrono::steady_clock::now() + drain_timeout_;
+  for (auto& [name, fresh] : started) {
+    fresh.service->start();
+    auto bound = fresh.service->bound_address();
+    spdlog::info("{}: listening on {}", name, bound.to_string());
+    if (auto old = running_.find(name); old != running_.end()) {
+      old->second.service->stop_accepting();
+      draining_.push_back({old->second.service, deadline});
+    }
+    running_[name] = std::move(fresh);
+  }
+  for (auto it = running_.begin(); it != running_.end();) {
+    if (prepared.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    spdlog::info("{}: removed, draining", it->first);
+    it->second.service->stop_accepting();
+    draining_.push_back({it->second.service, deadline});
+    it = running_.erase(it);
+  }
+  current_ = std::move(snapshot);
+  return absl::OkStatus();
+}
+
+std::vector<std::pair<std::string, common::HostPort>> Runtime::services() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::pair<std::string, common::HostPort>> out;
+  for (const auto& [name, running] : running_) out.emplace_back(name, running.service->bound_address());
+  return out;
+}
+
+void Runtime::reap_draining() {
+  std::lock_guard lock(mutex_);
+  auto now = std::chrono::steady_clock::now();
+  std::erase_if(draining_, [&](const Draining& draining) {
+    if (draining.service->active_connections() == 0) return true;
+    if (now < draining.deadline) return false;
+    spdlog::info("{}: grace period over, closing {} connections", draining.service->name(),
+                 draining.service->active_connections());
+    draining.service->close_connections();
+    return true;
+  });
+}
+
+void Runtime::shutdown(std::chrono::nanoseconds grace) {
+  std::vector<std::shared_ptr<Service>> all;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [name, running] : running_) all.push_back(running.service);
+    for (auto& draining : draining_) all.push_back(draining.service);
+    running_.clear();
+    draining_.clear();
+  }
+  for (auto& service : all) service->stop_accepting();
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  auto open = [&] {
+    size_t total = 0;
+    for (auto& service : all) total += service->active_connections();
+    return total;
+  };
+  if (open() > 0) spdlog::info("draining {} open connections (up to {})", open(), common::format_duration(grace));
+  // Polling is coarse but this runs once at exit, on the main thread, off the data path.
+  while (open() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (open() > 0) {
+    spdlog::info("grace period over, closing {} connections", open());
+    for (auto& service : all) service->close_connections();
+    auto hard_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (open() > 0 && std::chrono::steady_clock::now() < hard_deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+}
+
+}  // namespace strait::agent

@@ -1,0 +1,29 @@
+#include "agent/service/session_log.h"
+
+#include <spdlog/spdlog.h>
+
+namespace strait::agent {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+SessionLog::SessionLog(std::string service, const Stream& client)
+    : service_(std::move(service)), peer_(client.remote_address()), start_(std::chrono::steady_clock::now()) {}
+
+void SessionLog::finish(const RelayResult& result) {
+  const char* reason = result.idle_timeout ? "idle timeout" : "closed";
+  std::string error = result.error ? result.error.message() : reason;
+  spdlog::info("{}: {} -> {}: {}, {} B from client, {} B to client, {:.3f}s", service_, peer_, target_, error,
+               result.bytes_from_client, result.bytes_to_client, seconds_since(start_));
+}
+
+void SessionLog::finish(const error_code& reason) {
+  spdlog::warn("{}: {} -> {}: failed: {}, {:.3f}s", service_, peer_, target_.empty() ? "?" : target_,
+               reason.message(), seconds_since(start_));
+}
+
+}  // namespace strait::agent

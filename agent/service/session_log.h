@@ -1,0 +1,26 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "agent/channel/channel.h"
+#include "agent/service/relay.h"
+
+namespace strait::agent {
+
+// One summary line per connection: service, peer, target, bytes each way, duration, reason.
+class SessionLog {
+ public:
+  SessionLog(std::string service, const Stream& client);
+  void set_target(std::string target) { target_ = std::move(target); }
+  void finish(const RelayResult& result);
+  void finish(const error_code& reason);
+
+ private:
+  std::string service_;
+  std::string peer_;
+  std::string target_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace strait::agent
