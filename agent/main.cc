@@ -9,7 +9,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
-#include "absl/strings/ascii.h"
 #include "agent/channel/registry.h"
 #include "agent/connector/registry.h"
 #include "agent/handler/registry.h"
@@ -18,6 +17,7 @@
 #include "common/config_file.h"
 #include "common/duration.h"
 #include "common/logging.h"
+#include "common/strings.h"
 
 namespace {
 
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   strait::agent::Runtime runtime(workers, *drain_timeout);
   auto applied = runtime.apply(std::make_shared<const Config>(config));
   if (!applied.ok()) {
-    spdlog::error("{}", applied.message());
+    spdlog::error("{}", strait::common::to_std(applied.message()));
     std::cerr << "strait-agent: " << applied.message() << "\n";
     workers.stop();
     return absl::IsUnavailable(applied) ? kExitRuntime : kExitUsage;

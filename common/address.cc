@@ -1,14 +1,14 @@
 #include "common/address.h"
 
 #include <charconv>
+#include "common/strings.h"
 
-#include "absl/strings/str_cat.h"
 
 namespace strait::common {
 
 std::string HostPort::to_string() const {
-  if (is_ipv6_literal(host)) return absl::StrCat("[", host, "]:", port);
-  return absl::StrCat(host, ":", port);
+  if (is_ipv6_literal(host)) return str_cat("[", host, "]:", port);
+  return str_cat(host, ":", port);
 }
 
 bool is_ipv6_literal(std::string_view host) { return host.find(':') != std::string_view::npos; }
@@ -16,7 +16,7 @@ bool is_ipv6_literal(std::string_view host) { return host.find(':') != std::stri
 absl::StatusOr<HostPort> parse_host_port(std::string_view text, bool allow_zero_port) {
   auto invalid = [&](std::string_view why) {
     return absl::InvalidArgumentError(
-        absl::StrCat("invalid address \"", text, "\": ", why, " (expected host:port, [ipv6]:port or :port)"));
+        str_cat("invalid address \"", text, "\": ", why, " (expected host:port, [ipv6]:port or :port)"));
   };
   HostPort out;
   std::string_view port_text;

@@ -3,12 +3,9 @@
 #include <algorithm>
 #include <set>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "common/gost_url.h"
+#include "absl/strings/numbers.h"
+#include "common/strings.h"
 
 namespace strait::common {
 namespace {
@@ -38,9 +35,9 @@ void set_meta(Struct& meta, const std::string& key, const std::string& value) {
 absl::Status unknown_word_error(std::string_view arg, std::string_view word, std::string_view role_a,
                                 const std::vector<std::string>& known_a, std::string_view role_b,
                                 const std::vector<std::string>& known_b) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "\"", arg, "\": unknown type \"", word, "\"; known ", role_a, "s: ", absl::StrJoin(known_a, ", "),
-      "; known ", role_b, "s: ", absl::StrJoin(known_b, ", ")));
+  return absl::InvalidArgumentError(str_cat(
+      "\"", arg, "\": unknown type \"", word, "\"; known ", role_a, "s: ", join(known_a, ", "),
+      "; known ", role_b, "s: ", join(known_b, ", ")));
 }
 
 struct TlsKeys {
@@ -53,7 +50,7 @@ TlsKeys take_tls_keys(std::vector<std::pair<std::string, std::string>>& query) {
   auto take = [&](std::initializer_list<std::string_view> names, std::string& out) {
     for (auto it = query.begin(); it != query.end();) {
       bool match = false;
-      for (auto name : names) match = match || absl::EqualsIgnoreCase(it->first, name);
+      for (auto name : names) match = match || iequals(it->first, name);
       if (match) {
         if (out.empty()) out = it->second;
         it = query.erase(it);
@@ -71,8 +68,8 @@ TlsKeys take_tls_keys(std::vector<std::pair<std::string, std::string>>& query) {
 absl::Status reject_unsupported(std::string_view arg,
                                 const std::vector<std::pair<std::string, std::string>>& query) {
   for (const auto& [key, value] : query) {
-    if (kUnsupportedKeys.contains(absl::AsciiStrToLower(key))) {
-      return absl::UnimplementedError(absl::StrCat("\"", arg, "\": query parameter \"", key,
+    if (kUnsupportedKeys.contains(to_lower(key))) {
+      return absl::UnimplementedError(str_cat("\"", arg, "\": query parameter \"", key,
                                                    "\" is not supported by this strait-agent yet; remove it"));
     }
   }
@@ -84,7 +81,7 @@ std::optional<config::v1::SelectorConfig> take_selector(std::vector<std::pair<st
                                                         absl::Status& error) {
   std::optional<config::v1::SelectorConfig> selector;
   for (auto it = query.begin(); it != query.end();) {
-    std::string key = absl::AsciiStrToLower(it->first);
+    std::string key = to_lower(it->first);
     bool is_selector = key == "strategy" || key == "maxfails" || key == "max_fails" ||
                        key == "failtimeout" || key == "fail_timeout";
     if (!is_selector) {
@@ -102,7 +99,7 @@ std::optional<config::v1::SelectorConfig> take_selector(std::vector<std::pair<st
     } else if (key == "maxfails" || key == "max_fails") {
       int value = 0;
       if (!absl::SimpleAtoi(it->second, &value) || value < 0) {
-        error = absl::InvalidArgumentError(absl::StrCat("maxFails=", it->second, ": expected a non-negative integer"));
+        error = absl::InvalidArgumentError(str_cat("maxFails=", it->second, ": expected a non-negative integer"));
       }
       selector->set_max_fails(value);
     } else {
@@ -129,9 +126,11 @@ absl::Status add_service(Config& config, std::string_view arg, const KnownTypes&
   if (!handler_known) handler = "auto";
   if (!listener_known) listener = handler == "ssu" ? "udp" : "tcp";
 
-  std::string target_text(absl::StripPrefix(absl::StripSuffix(url->path, "/"), "/"));
+  std::string_view target_text = url->path;
+  while (!target_text.empty() && target_text.front() == '/') target_text.remove_prefix(1);
+  while (!target_text.empty() && target_text.back() == '/') target_text.remove_suffix(1);
   std::vector<std::string> targets;
-  for (std::string_view target : absl::StrSplit(target_text, ',', absl::SkipEmpty())) {
+  for (std::string_view target : split(target_text, ',', true)) {
     auto expanded = expand_port_range(target);
     if (!expanded.ok()) return expanded.status();
     targets.insert(targets.end(), expanded->begin(), expanded->end());
@@ -154,7 +153,7 @@ absl::Status add_service(Config& config, std::string_view arg, const KnownTypes&
   if (!addresses.ok()) return addresses.status();
   for (size_t i = 0; i < addresses->size(); ++i) {
     auto& service = *config.add_services();
-    service.set_name(absl::StrCat("service-", service_index++));
+    service.set_name(str_cat("service-", service_index++));
     service.set_addr((*addresses)[i]);
     auto& handler_config = *service.mutable_handler();
     auto& listener_config = *service.mutable_listener();
@@ -171,17 +170,17 @@ absl::Status add_service(Config& config, std::string_view arg, const KnownTypes&
       tls_config.set_ca_file(tls.ca);
     }
     for (const auto& [key, value] : query) {
-      if (absl::EqualsIgnoreCase(key, "retries")) {
+      if (iequals(key, "retries")) {
         int retries = 0;
         if (!absl::SimpleAtoi(value, &retries)) {
-          return absl::InvalidArgumentError(absl::StrCat("\"", arg, "\": retries=", value, " is not an integer"));
+          return absl::InvalidArgumentError(str_cat("\"", arg, "\": retries=", value, " is not an integer"));
         }
         handler_config.set_retries(retries);
-      } else if (absl::StartsWithIgnoreCase(key, "service.")) {
+      } else if (istarts_with(key, "service.")) {
         set_meta(*service.mutable_metadata(), key.substr(8), value);
-      } else if (absl::StartsWithIgnoreCase(key, "handler.")) {
+      } else if (istarts_with(key, "handler.")) {
         set_meta(*handler_config.mutable_metadata(), key.substr(8), value);
-      } else if (absl::StartsWithIgnoreCase(key, "listener.")) {
+      } else if (istarts_with(key, "listener.")) {
         set_meta(*listener_config.mutable_metadata(), key.substr(9), value);
       } else {
         set_meta(*handler_config.mutable_metadata(), key, value);
@@ -203,7 +202,7 @@ absl::Status add_service(Config& config, std::string_view arg, const KnownTypes&
       auto& forwarder = *service.mutable_forwarder();
       for (size_t t = 0; t < service_targets.size(); ++t) {
         auto& node = *forwarder.add_nodes();
-        node.set_name(absl::StrCat("target-", t));
+        node.set_name(str_cat("target-", t));
         node.set_addr(service_targets[t]);
       }
       if (selector) *forwarder.mutable_selector() = *selector;
@@ -232,11 +231,11 @@ absl::Status add_hop(config::v1::ChainConfig& chain, std::string_view arg, const
   TlsKeys tls = take_tls_keys(query);
   std::string secure, server_name;
   for (auto it = query.begin(); it != query.end();) {
-    if (absl::EqualsIgnoreCase(it->first, "tls.secure") || absl::EqualsIgnoreCase(it->first, "secure")) {
+    if (iequals(it->first, "tls.secure") || iequals(it->first, "secure")) {
       secure = it->second;
       it = query.erase(it);
-    } else if (absl::EqualsIgnoreCase(it->first, "tls.servername") ||
-               absl::EqualsIgnoreCase(it->first, "servername")) {
+    } else if (iequals(it->first, "tls.servername") ||
+               iequals(it->first, "servername")) {
       server_name = it->second;
       it = query.erase(it);
     } else {
@@ -249,12 +248,12 @@ absl::Status add_hop(config::v1::ChainConfig& chain, std::string_view arg, const
   if (auto status = reject_unsupported(arg, query); !status.ok()) return status;
 
   auto& hop = *chain.add_hops();
-  hop.set_name(absl::StrCat("hop-", chain.hops_size() - 1));
+  hop.set_name(str_cat("hop-", chain.hops_size() - 1));
   if (selector) *hop.mutable_selector() = *selector;
   int node_index = 0;
-  for (std::string_view address : absl::StrSplit(url->host, ',', absl::SkipEmpty())) {
+  for (std::string_view address : split(url->host, ',', true)) {
     auto& node = *hop.add_nodes();
-    node.set_name(absl::StrCat("node-", node_index++));
+    node.set_name(str_cat("node-", node_index++));
     node.set_addr(std::string(address));
     auto& connector_config = *node.mutable_connector();
     auto& dialer_config = *node.mutable_dialer();
@@ -274,13 +273,13 @@ absl::Status add_hop(config::v1::ChainConfig& chain, std::string_view arg, const
       tls_config.set_server_name(server_name);
     }
     for (const auto& [key, value] : query) {
-      if (absl::StartsWithIgnoreCase(key, "hop.")) {
+      if (istarts_with(key, "hop.")) {
         set_meta(*hop.mutable_metadata(), key.substr(4), value);
-      } else if (absl::StartsWithIgnoreCase(key, "node.")) {
+      } else if (istarts_with(key, "node.")) {
         set_meta(*node.mutable_metadata(), key.substr(5), value);
-      } else if (absl::StartsWithIgnoreCase(key, "connector.")) {
+      } else if (istarts_with(key, "connector.")) {
         set_meta(*connector_config.mutable_metadata(), key.substr(10), value);
-      } else if (absl::StartsWithIgnoreCase(key, "dialer.")) {
+      } else if (istarts_with(key, "dialer.")) {
         set_meta(*dialer_config.mutable_metadata(), key.substr(7), value);
       } else {
         set_meta(*hop.mutable_metadata(), key, value);
@@ -291,7 +290,7 @@ absl::Status add_hop(config::v1::ChainConfig& chain, std::string_view arg, const
     }
   }
   if (hop.nodes_size() == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", arg, "\": a chain node needs an address (host:port)"));
+    return absl::InvalidArgumentError(str_cat("\"", arg, "\": a chain node needs an address (host:port)"));
   }
   return absl::OkStatus();
 }

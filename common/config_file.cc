@@ -1,13 +1,14 @@
 #include "common/config_file.h"
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include <google/protobuf/util/json_util.h>
 #include <yaml-cpp/yaml.h>
+#include "absl/strings/numbers.h"
+#include "common/strings.h"
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
 
 namespace strait::common {
 namespace {
@@ -32,10 +33,10 @@ class YamlToProto {
     const auto* descriptor = message.GetDescriptor();
     for (const auto& entry : node) {
       std::string key = entry.first.as<std::string>();
-      std::string key_path = path.empty() ? key : absl::StrCat(path, ".", key);
+      std::string key_path = path.empty() ? key : str_cat(path, ".", key);
       const FieldDescriptor* field = find_field(*descriptor, key);
       if (field == nullptr) {
-        warnings_.push_back(absl::StrCat(where(entry.first), key_path, ": unknown key, ignored"));
+        warnings_.push_back(str_cat(where(entry.first), key_path, ": unknown key, ignored"));
         continue;
       }
       if (auto status = fill_field(entry.second, message, *field, key_path); !status.ok()) return status;
@@ -45,22 +46,22 @@ class YamlToProto {
 
  private:
   static const FieldDescriptor* find_field(const google::protobuf::Descriptor& descriptor, std::string_view key) {
-    std::string wanted = absl::AsciiStrToLower(key);
+    std::string wanted = to_lower(key);
     for (int i = 0; i < descriptor.field_count(); ++i) {
       const FieldDescriptor* field = descriptor.field(i);
-      if (absl::AsciiStrToLower(field->json_name()) == wanted || field->name() == wanted) return field;
+      if (to_lower(field->json_name()) == wanted || field->name() == wanted) return field;
     }
     return nullptr;
   }
 
   std::string where(const YAML::Node& node) const {
     const auto mark = node.Mark();
-    if (mark.line < 0) return absl::StrCat(source_, ": ");
-    return absl::StrCat(source_, ":", mark.line + 1, ": ");
+    if (mark.line < 0) return str_cat(source_, ": ");
+    return str_cat(source_, ":", mark.line + 1, ": ");
   }
 
   absl::Status error(const YAML::Node& node, const std::string& path, std::string_view why) const {
-    return absl::InvalidArgumentError(absl::StrCat(where(node), path.empty() ? "top level" : path, ": ", why));
+    return absl::InvalidArgumentError(str_cat(where(node), path.empty() ? "top level" : path, ": ", why));
   }
 
   absl::Status fill_field(const YAML::Node& node, Message& message, const FieldDescriptor& field,
@@ -70,7 +71,7 @@ class YamlToProto {
       if (node.IsNull()) return absl::OkStatus();
       if (!node.IsSequence()) return error(node, path, "expected a list (lines starting with '- ')");
       for (size_t i = 0; i < node.size(); ++i) {
-        std::string item_path = absl::StrCat(path, "[", i, "]");
+        std::string item_path = str_cat(path, "[", i, "]");
         if (field.type() == FieldDescriptor::TYPE_MESSAGE) {
           Message* item = reflection->AddMessage(&message, &field);
           if (auto status = fill(node[i], *item, item_path); !status.ok()) return status;
@@ -92,20 +93,20 @@ class YamlToProto {
         reflection->SetString(&message, &field, text);
         return absl::OkStatus();
       case FieldDescriptor::CPPTYPE_BOOL: {
-        std::string lower = absl::AsciiStrToLower(text);
+        std::string lower = to_lower(text);
         if (lower == "true" || lower == "yes" || lower == "on" || lower == "1") {
           reflection->SetBool(&message, &field, true);
         } else if (lower == "false" || lower == "no" || lower == "off" || lower == "0") {
           reflection->SetBool(&message, &field, false);
         } else {
-          return error(node, path, absl::StrCat("expected true or false, got \"", text, "\""));
+          return error(node, path, str_cat("expected true or false, got \"", text, "\""));
         }
         return absl::OkStatus();
       }
       case FieldDescriptor::CPPTYPE_INT32: {
         int value = 0;
         if (!absl::SimpleAtoi(text, &value)) {
-          return error(node, path, absl::StrCat("expected an integer, got \"", text, "\""));
+          return error(node, path, str_cat("expected an integer, got \"", text, "\""));
         }
         reflection->SetInt32(&message, &field, value);
         return absl::OkStatus();
@@ -156,7 +157,7 @@ absl::StatusOr<LoadedConfig> parse_config_text(std::string_view text, std::strin
     root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
-        absl::StrCat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not valid YAML/JSON: ", e.msg));
+        str_cat(source, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not valid YAML/JSON: ", e.msg));
   }
   LoadedConfig loaded;
   if (root.IsNull()) return loaded;
@@ -164,7 +165,7 @@ absl::StatusOr<LoadedConfig> parse_config_text(std::string_view text, std::strin
   try {
     if (auto status = converter.fill(root, loaded.config, ""); !status.ok()) return status;
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ": ", e.msg));
+    return absl::InvalidArgumentError(str_cat(source, ":", e.mark.line + 1, ": ", e.msg));
   }
   return loaded;
 }
@@ -175,7 +176,7 @@ absl::StatusOr<LoadedConfig> load_config_argument(const std::string& argument) {
   }
   std::ifstream file(argument);
   if (!file) {
-    return absl::NotFoundError(absl::StrCat("cannot read config file \"", argument, "\": ", std::strerror(errno),
+    return absl::NotFoundError(str_cat("cannot read config file \"", argument, "\": ", std::strerror(errno),
                                             " (check the path and its permissions)"));
   }
   std::stringstream contents;
@@ -189,7 +190,7 @@ std::string config_to_json(const config::v1::Config& config) {
   options.add_whitespace = true;
   // The config has no maps or enums that could fail to print, so the status is always ok.
   (void)google::protobuf::util::MessageToJsonString(config, &out, options);
-  return out;
+  return out + "\n";
 }
 
 std::string config_to_yaml(const config::v1::Config& config) {

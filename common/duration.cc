@@ -3,8 +3,8 @@
 #include <cctype>
 #include <cmath>
 #include <cstdint>
+#include "common/strings.h"
 
-#include "absl/strings/str_cat.h"
 
 namespace strait::common {
 namespace {
@@ -24,7 +24,7 @@ constexpr Unit kUnits[] = {
 absl::StatusOr<std::chrono::nanoseconds> parse_duration(std::string_view text) {
   auto invalid = [&](std::string_view why) {
     return absl::InvalidArgumentError(
-        absl::StrCat("invalid duration \"", text, "\": ", why, " (use e.g. 10s, 1m30s, 250ms)"));
+        str_cat("invalid duration \"", text, "\": ", why, " (use e.g. 10s, 1m30s, 250ms)"));
   };
   if (text.empty()) return invalid("empty");
   std::string_view rest = text;
@@ -71,25 +71,25 @@ std::string format_duration(std::chrono::nanoseconds value) {
   std::string sign = ns < 0 ? "-" : "";
   if (ns < 0) ns = -ns;
   if (ns < 1'000'000'000LL) {
-    if (ns % 1'000'000 == 0) return absl::StrCat(sign, ns / 1'000'000, "ms");
-    if (ns % 1'000 == 0) return absl::StrCat(sign, ns / 1'000, "µs");
-    return absl::StrCat(sign, ns, "ns");
+    if (ns % 1'000'000 == 0) return str_cat(sign, ns / 1'000'000, "ms");
+    if (ns % 1'000 == 0) return str_cat(sign, ns / 1'000, "µs");
+    return str_cat(sign, ns, "ns");
   }
   int64_t hours = ns / 3'600'000'000'000LL;
   ns %= 3'600'000'000'000LL;
   int64_t minutes = ns / 60'000'000'000LL;
   ns %= 60'000'000'000LL;
   std::string out = sign;
-  if (hours > 0) absl::StrAppend(&out, hours, "h");
-  if (hours > 0 || minutes > 0) absl::StrAppend(&out, minutes, "m");
+  if (hours > 0) out += str_cat(hours, "h");
+  if (hours > 0 || minutes > 0) out += str_cat(minutes, "m");
   int64_t whole = ns / 1'000'000'000LL;
   int64_t frac = ns % 1'000'000'000LL;
   if (frac == 0) {
-    absl::StrAppend(&out, whole, "s");
+    out += str_cat(whole, "s");
   } else {
     std::string digits = std::to_string(frac + 1'000'000'000LL).substr(1);
     while (!digits.empty() && digits.back() == '0') digits.pop_back();
-    absl::StrAppend(&out, whole, ".", digits, "s");
+    out += str_cat(whole, ".", digits, "s");
   }
   return out;
 }

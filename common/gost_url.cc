@@ -1,10 +1,9 @@
 #include "common/gost_url.h"
 
+#include <cctype>
 #include <charconv>
+#include "common/strings.h"
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 
 namespace strait::common {
 namespace {
@@ -19,7 +18,7 @@ int hex_value(char c) {
 bool valid_scheme_word(std::string_view word) {
   if (word.empty()) return false;
   for (char c : word) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
   }
   return true;
 }
@@ -40,12 +39,12 @@ absl::StatusOr<std::string> percent_decode(std::string_view text, bool plus_is_s
     char c = text[i];
     if (c == '%') {
       if (i + 2 >= text.size()) {
-        return absl::InvalidArgumentError(absl::StrCat("bad percent escape in \"", text, "\""));
+        return absl::InvalidArgumentError(str_cat("bad percent escape in \"", text, "\""));
       }
       int hi = hex_value(text[i + 1]);
       int lo = hex_value(text[i + 2]);
       if (hi < 0 || lo < 0) {
-        return absl::InvalidArgumentError(absl::StrCat("bad percent escape in \"", text, "\""));
+        return absl::InvalidArgumentError(str_cat("bad percent escape in \"", text, "\""));
       }
       out.push_back(static_cast<char>(hi * 16 + lo));
       i += 2;
@@ -59,28 +58,28 @@ absl::StatusOr<std::string> percent_decode(std::string_view text, bool plus_is_s
 }
 
 absl::StatusOr<GostUrl> parse_gost_url(std::string_view text) {
-  std::string_view input = absl::StripAsciiWhitespace(text);
+  std::string_view input = strip_whitespace(text);
   if (input.empty()) return absl::InvalidArgumentError("invalid cmd: empty address");
   std::string normalized(input);
   if (normalized.front() == ':' || normalized.find("://") == std::string::npos) {
     normalized = "auto://" + normalized;
   }
   auto bad = [&](std::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid address \"", input, "\": ", why));
+    return absl::InvalidArgumentError(str_cat("invalid address \"", input, "\": ", why));
   };
 
   GostUrl url;
   size_t scheme_end = normalized.find("://");
-  url.scheme = absl::AsciiStrToLower(normalized.substr(0, scheme_end));
+  url.scheme = to_lower(normalized.substr(0, scheme_end));
   if (url.scheme == "https") url.scheme = "http+tls";
-  std::vector<std::string> words = absl::StrSplit(url.scheme, '+');
+  std::vector<std::string_view> words = split(url.scheme, '+', false);
   if (words.size() > 2) return bad("a scheme has at most two parts, processing+channel");
   for (const auto& word : words) {
-    if (!valid_scheme_word(word)) return bad(absl::StrCat("bad scheme \"", url.scheme, "\""));
+    if (!valid_scheme_word(word)) return bad(str_cat("bad scheme \"", url.scheme, "\""));
   }
-  url.first = words[0];
+  url.first = std::string(words[0]);
   url.one_word = words.size() == 1;
-  url.second = url.one_word ? words[0] : words[1];
+  url.second = std::string(url.one_word ? words[0] : words[1]);
 
   std::string_view rest(normalized);
   rest.remove_prefix(scheme_end + 3);
@@ -115,7 +114,7 @@ absl::StatusOr<GostUrl> parse_gost_url(std::string_view text) {
   if (!decoded_path.ok()) return decoded_path.status();
   url.path = *std::move(decoded_path);
 
-  for (std::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
+  for (std::string_view pair : split(query, '&', true)) {
     std::string_view key = pair;
     std::string_view value;
     if (auto eq = pair.find('='); eq != std::string_view::npos) {
@@ -144,10 +143,10 @@ absl::StatusOr<std::vector<std::string>> expand_port_range(std::string_view host
   auto high = parse_port(host_port.substr(dash + 1));
   if (!low || !high || *low == 0 || *high < *low) {
     return absl::InvalidArgumentError(
-        absl::StrCat("invalid port range in \"", host_port, "\" (expected host:low-high, low <= high)"));
+        str_cat("invalid port range in \"", host_port, "\" (expected host:low-high, low <= high)"));
   }
   std::vector<std::string> out;
-  for (unsigned port = *low; port <= *high; ++port) out.push_back(absl::StrCat(host, ":", port));
+  for (unsigned port = *low; port <= *high; ++port) out.push_back(str_cat(host, ":", port));
   return out;
 }
 

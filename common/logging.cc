@@ -3,14 +3,13 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include "common/strings.h"
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
 
 namespace strait::common {
 
 absl::Status configure_logging(const config::v1::LogConfig& log, bool debug_flag) {
-  std::string level_name = absl::AsciiStrToLower(log.level());
+  std::string level_name = to_lower(log.level());
   spdlog::level::level_enum level = spdlog::level::info;
   if (debug_flag) {
     level = spdlog::level::debug;
@@ -19,7 +18,7 @@ absl::Status configure_logging(const config::v1::LogConfig& log, bool debug_flag
     if (level_name == "warning") level_name = "warn";
     level = spdlog::level::from_str(level_name);
     if (level == spdlog::level::off && level_name != "off") {
-      return absl::InvalidArgumentError(absl::StrCat("log.level \"", log.level(),
+      return absl::InvalidArgumentError(str_cat("log.level \"", log.level(),
                                                      "\": use trace, debug, info, warn, error or fatal"));
     }
   }
@@ -35,9 +34,9 @@ absl::Status configure_logging(const config::v1::LogConfig& log, bool debug_flag
                                                 std::make_shared<spdlog::sinks::basic_file_sink_mt>(output));
     }
   } catch (const spdlog::spdlog_ex& e) {
-    return absl::InvalidArgumentError(absl::StrCat("log.output \"", output, "\": ", e.what()));
+    return absl::InvalidArgumentError(str_cat("log.output \"", output, "\": ", e.what()));
   }
-  if (absl::AsciiStrToLower(log.format()) == "json") {
+  if (to_lower(log.format()) == "json") {
     logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%v"})");
   } else {
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");

@@ -1,15 +1,15 @@
 #include "agent/chain/chain.h"
 
-#include "absl/strings/str_cat.h"
 #include "agent/channel/registry.h"
 #include "agent/connector/registry.h"
 #include "common/address.h"
+#include "common/strings.h"
 
 namespace strait::agent {
 namespace {
 
 absl::Status in_chain(const std::string& chain, const std::string& hop, const absl::Status& status) {
-  return absl::Status(status.code(), absl::StrCat("chain ", chain, " hop ", hop, ": ", status.message()));
+  return absl::Status(status.code(), common::str_cat("chain ", chain, " hop ", hop, ": ", status.message()));
 }
 
 }  // namespace
@@ -19,7 +19,7 @@ absl::StatusOr<std::shared_ptr<const Chain>> build_chain(const config::v1::Chain
   auto chain = std::make_shared<Chain>();
   chain->name = chain_config.name();
   if (chain_config.hops().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("chain ", chain->name, ": has no hops"));
+    return absl::InvalidArgumentError(common::str_cat("chain ", chain->name, ": has no hops"));
   }
   for (const auto& listed_hop : chain_config.hops()) {
     const config::v1::HopConfig* hop_config = &listed_hop;
@@ -29,7 +29,7 @@ absl::StatusOr<std::shared_ptr<const Chain>> build_chain(const config::v1::Chain
         if (shared_hop.name() == listed_hop.name()) hop_config = &shared_hop;
       }
       if (hop_config == nullptr || hop_config->nodes().empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("chain ", chain->name, " hop ", listed_hop.name(),
+        return absl::InvalidArgumentError(common::str_cat("chain ", chain->name, " hop ", listed_hop.name(),
                                                        ": has no nodes and no top-level hop of that name"));
       }
     }
@@ -42,7 +42,7 @@ absl::StatusOr<std::shared_ptr<const Chain>> build_chain(const config::v1::Chain
       node.name = node_config.name();
       node.address = node_config.addr();
       if (auto parsed = common::parse_host_port(node.address); !parsed.ok()) {
-        return in_chain(chain->name, hop.name, absl::InvalidArgumentError(absl::StrCat("node ", node.name, ": ", parsed.status().message())));
+        return in_chain(chain->name, hop.name, absl::InvalidArgumentError(common::str_cat("node ", node.name, ": ", parsed.status().message())));
       }
       auto dialer = make_dialer(node_config.dialer().type().empty() ? "tcp" : node_config.dialer().type());
       if (!dialer.ok()) return in_chain(chain->name, hop.name, dialer.status());

@@ -4,9 +4,8 @@
 #include <functional>
 #include <random>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
 #include "common/duration.h"
+#include "common/strings.h"
 
 namespace strait::agent {
 namespace {
@@ -20,7 +19,7 @@ int64_t now_ns() {
 
 absl::StatusOr<SelectorOptions> parse_selector(const config::v1::SelectorConfig& config) {
   SelectorOptions options;
-  std::string strategy = absl::AsciiStrToLower(config.strategy());
+  std::string strategy = common::to_lower(config.strategy());
   if (strategy.empty() || strategy == "round" || strategy == "roundrobin") {
     options.strategy = Strategy::kRound;
   } else if (strategy == "rand" || strategy == "random") {
@@ -31,13 +30,13 @@ absl::StatusOr<SelectorOptions> parse_selector(const config::v1::SelectorConfig&
     options.strategy = Strategy::kHash;
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("selector.strategy \"", config.strategy(), "\": use round, rand, fifo or hash"));
+        common::str_cat("selector.strategy \"", config.strategy(), "\": use round, rand, fifo or hash"));
   }
   if (config.max_fails() < 0) return absl::InvalidArgumentError("selector.maxFails must not be negative");
   if (config.max_fails() > 0) options.max_fails = config.max_fails();
   if (!config.fail_timeout().empty()) {
     auto timeout = common::parse_duration(config.fail_timeout());
-    if (!timeout.ok()) return absl::InvalidArgumentError(absl::StrCat("selector.failTimeout: ", timeout.status().message()));
+    if (!timeout.ok()) return absl::InvalidArgumentError(common::str_cat("selector.failTimeout: ", timeout.status().message()));
     options.fail_timeout = *timeout;
   }
   return options;

@@ -1,9 +1,8 @@
 #include "agent/channel/registry.h"
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "agent/channel/tcp.h"
 #include "agent/channel/udp.h"
+#include "common/strings.h"
 
 namespace strait::agent {
 namespace {
@@ -45,7 +44,7 @@ absl::StatusOr<std::unique_ptr<ListenerFactory>> make_listener_factory(const std
     if (type == entry.type) return entry.make();
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown listener type \"", type, "\"; known: ", absl::StrJoin(listener_types(), ", ")));
+      common::str_cat("unknown listener type \"", type, "\"; known: ", common::join(listener_types(), ", ")));
 }
 
 absl::StatusOr<std::unique_ptr<Dialer>> make_dialer(const std::string& type) {
@@ -53,7 +52,7 @@ absl::StatusOr<std::unique_ptr<Dialer>> make_dialer(const std::string& type) {
     if (type == entry.type) return entry.make();
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown dialer type \"", type, "\"; known: ", absl::StrJoin(dialer_types(), ", ")));
+      common::str_cat("unknown dialer type \"", type, "\"; known: ", common::join(dialer_types(), ", ")));
 }
 
 }  // namespace strait::agent

@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
@@ -50,6 +51,16 @@ struct UdpSession {
     pending_read.reset();
     asio::post(executor, [handler = std::move(handler), n]() mutable { std::move(handler)(error_code{}, n); });
   }
+
+  // Completes a waiting read with operation_aborted (the session or its listener closed).
+  void abort_pending(asio::any_io_executor executor) {
+    if (!pending_read) return;
+    auto handler = std::move(*pending_read);
+    pending_read.reset();
+    asio::post(executor, [handler = std::move(handler)]() mutable {
+      std::move(handler)(asio::error::operation_aborted, 0);
+    });
+  }
 };
 
 // Shared by the listener and its session streams, so sessions may outlive the listener.
@@ -75,13 +86,7 @@ class UdpListenerState : public std::enable_shared_from_this<UdpListenerState> {
     wakeup_.cancel();
     for (auto& [peer, session] : sessions_) {
       session->closed = true;
-      if (session->pending_read) {
-        auto handler = std::move(*session->pending_read);
-        session->pending_read.reset();
-        asio::post(socket_.get_executor(), [handler = std::move(handler)]() mutable {
-          std::move(handler)(asio::error::operation_aborted, 0);
-        });
-      }
+      session->abort_pending(socket_.get_executor());
     }
   }
 
@@ -112,13 +117,7 @@ class UdpSessionStream final : public Stream {
       listener_->forget(peer_);
       registered_ = false;
     }
-    if (session_->pending_read) {
-      auto handler = std::move(*session_->pending_read);
-      session_->pending_read.reset();
-      asio::post(get_executor(), [handler = std::move(handler)]() mutable {
-        std::move(handler)(asio::error::operation_aborted, 0);
-      });
-    }
+    session_->abort_pending(get_executor());
   }
   std::string remote_address() const override { return udp_endpoint_string(peer_); }
   std::string local_address() const override {

@@ -7,9 +7,9 @@
 #include <boost/asio/write.hpp>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/str_cat.h"
 #include "agent/chain/errors.h"
 #include "common/prefixed_stream.h"
+#include "common/strings.h"
 
 namespace strait::agent {
 namespace {
@@ -25,7 +25,7 @@ class HttpConnector final : public Connector {
 
   asio::awaitable<Result<StreamPtr>> connect(StreamPtr tunnel, Network network, const std::string& target) override {
     if (network != Network::kTcp) co_return ProxyError::kUnsupportedNetwork;
-    std::string request = absl::StrCat("CONNECT ", target, " HTTP/1.1\r\nHost: ", target,
+    std::string request = common::str_cat("CONNECT ", target, " HTTP/1.1\r\nHost: ", target,
                                        "\r\nProxy-Connection: keep-alive\r\n", authorization_, "\r\n");
     asio::steady_timer deadline(tunnel->get_executor(), kHandshakeTimeout);
     auto exchange = [&]() -> asio::awaitable<Result<std::string>> {
@@ -75,8 +75,8 @@ absl::StatusOr<std::unique_ptr<Connector>> make_http_connector(const config::v1:
   const auto& auth = node.connector().has_auth() ? node.connector().auth() : node.auth();
   std::string authorization;
   if (!auth.username().empty()) {
-    authorization = absl::StrCat("Proxy-Authorization: Basic ",
-                                 absl::Base64Escape(absl::StrCat(auth.username(), ":", auth.password())), "\r\n");
+    authorization = common::str_cat("Proxy-Authorization: Basic ",
+                                 absl::Base64Escape(common::str_cat(auth.username(), ":", auth.password())), "\r\n");
   }
   return std::make_unique<HttpConnector>(std::move(authorization));
 }

@@ -1,9 +1,8 @@
 #include "agent/connector/registry.h"
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "agent/connector/forward.h"
 #include "agent/connector/http.h"
+#include "common/strings.h"
 
 namespace strait::agent {
 namespace {
@@ -31,8 +30,8 @@ absl::StatusOr<std::unique_ptr<Connector>> make_connector(const config::v1::Node
   for (const auto& entry : kConnectors) {
     if (type == entry.type) return entry.make(node);
   }
-  return absl::InvalidArgumentError(absl::StrCat("node ", node.name(), ": unknown connector type \"", type,
-                                                 "\"; known: ", absl::StrJoin(connector_types(), ", ")));
+  return absl::InvalidArgumentError(common::str_cat("node ", node.name(), ": unknown connector type \"", type,
+                                                 "\"; known: ", common::join(connector_types(), ", ")));
 }
 
 }  // namespace strait::agent

@@ -6,14 +6,12 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <spdlog/spdlog.h>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "agent/chain/errors.h"
 #include "agent/handler/http_request.h"
 #include "agent/service/session_log.h"
 #include "common/duration.h"
 #include "common/stream_deadline.h"
+#include "common/strings.h"
 
 namespace strait::agent {
 namespace {
@@ -32,8 +30,8 @@ struct HttpOptions {
 // because the body is re-sent with the same framing.
 void remove_hop_by_hop(http::fields& fields, bool keep_upgrade) {
   std::vector<std::string> listed;
-  for (std::string_view token : absl::StrSplit(std::string_view(fields[http::field::connection]), ',')) {
-    std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(token));
+  for (std::string_view token : common::split(std::string_view(fields[http::field::connection]), ',', true)) {
+    std::string name = common::to_lower(common::strip_whitespace(token));
     if (!name.empty() && name != "close" && name != "keep-alive" && !(keep_upgrade && name == "upgrade")) {
       listed.push_back(name);
     }
@@ -56,8 +54,8 @@ int status_for_dial_error(const error_code& ec) {
 }
 
 asio::awaitable<void> write_refusal(Stream& client, int status, std::string_view reason, std::string_view extra_headers) {
-  std::string body = absl::StrCat("strait: ", reason, "\n");
-  std::string response = absl::StrCat("HTTP/1.1 ", status, " ", http::obsolete_reason(static_cast<http::status>(status)),
+  std::string body = common::str_cat("strait: ", reason, "\n");
+  std::string response = common::str_cat("HTTP/1.1 ", status, " ", std::string_view(http::obsolete_reason(static_cast<http::status>(status))),
                                       "\r\nProxy-Agent: ", kProxyAgent, "\r\n", extra_headers,
                                       "Content-Type: text/plain\r\nContent-Length: ", body.size(),
                                       "\r\nConnection: close\r\n\r\n", body);
@@ -83,10 +81,11 @@ asio::awaitable<error_code> transfer_message(Stream& input, beast::flat_buffer& 
     } else {
       parser.get().body().data = nullptr;
       parser.get().body().size = 0;
+      parser.get().body().more = false;
     }
     auto [write_error, written] = co_await http::async_write(output, serializer, kUseTuple);
     if (write_error && write_error != http::error::need_buffer) co_return write_error;
-  } while (!parser.is_done() || !serializer.is_done());
+  } while (!serializer.is_done());
   co_return error_code{};
 }
 
@@ -133,7 +132,7 @@ class HttpHandler final : public Handler {
         spdlog::warn("{}: {}: refused 407: missing or wrong proxy credentials for {}", ctx.service, peer,
                      proxy.authority);
         co_await write_refusal(*client, 407, "proxy authentication required",
-                               absl::StrCat("Proxy-Authenticate: Basic realm=\"", options_.realm, "\"\r\n"));
+                               common::str_cat("Proxy-Authenticate: Basic realm=\"", options_.realm, "\"\r\n"));
         co_return;
       }
       if (proxy.tunnel) {
@@ -148,7 +147,7 @@ class HttpHandler final : public Handler {
         if (!dialed) {
           session.finish(dialed.error());
           co_await write_refusal(*client, status_for_dial_error(dialed.error()),
-                                 absl::StrCat("cannot reach ", proxy.authority, ": ", dialed.error().message()), "");
+                                 common::str_cat("cannot reach ", proxy.authority, ": ", dialed.error().message()), "");
           co_return;
         }
         upstream = std::move(*dialed);
@@ -176,7 +175,7 @@ class HttpHandler final : public Handler {
           co_await http::async_read_header(*upstream, upstream_buffer, response_parser, kUseTuple);
       if (header_error) {
         session.finish(header_error);
-        co_await write_refusal(*client, 502, absl::StrCat("bad response from ", proxy.authority), "");
+        co_await write_refusal(*client, 502, common::str_cat("bad response from ", proxy.authority), "");
         co_return;
       }
       auto& response = response_parser.get();
@@ -186,9 +185,14 @@ class HttpHandler final : public Handler {
       if (switching) {
         response.set(http::field::connection, "upgrade");
       } else {
-        response.keep_alive(client_keep_alive && upstream_keep_alive);
+        // A response with explicit framing ends without closing the upstream, so the client
+        // connection can stay open even when the upstream one does not.
+        int code = response.result_int();
+        bool framed = response.has_content_length() || response.chunked() || head_request || code / 100 == 1 ||
+                      code == 204 || code == 304;
+        response.keep_alive(client_keep_alive && (upstream_keep_alive || framed));
       }
-      response.set(http::field::proxy_agent, kProxyAgent);
+      response.set("Proxy-Agent", kProxyAgent);
       if (auto ec = co_await transfer_message<false>(*upstream, upstream_buffer, response_parser, *client); ec) {
         session.finish(ec);
         co_return;
@@ -225,10 +229,10 @@ class HttpHandler final : public Handler {
     if (!upstream) {
       session.finish(upstream.error());
       co_await write_refusal(*client, status_for_dial_error(upstream.error()),
-                             absl::StrCat("cannot reach ", authority, ": ", upstream.error().message()), "");
+                             common::str_cat("cannot reach ", authority, ": ", upstream.error().message()), "");
       co_return;
     }
-    std::string established = absl::StrCat("HTTP/1.1 200 Connection established\r\nProxy-Agent: ", kProxyAgent, "\r\n\r\n");
+    std::string established = common::str_cat("HTTP/1.1 200 Connection established\r\nProxy-Agent: ", kProxyAgent, "\r\n\r\n");
     auto [write_error, unused] = co_await asio::async_write(*client, asio::buffer(established), kUseTuple);
     if (write_error) {
       session.finish(write_error);
@@ -254,10 +258,10 @@ absl::StatusOr<std::unique_ptr<Handler>> make_http_handler(const config::v1::Ser
   HttpOptions options;
   const auto& fields = service.handler().metadata().fields();
   for (const auto& [key, value] : fields) {
-    std::string lower = absl::AsciiStrToLower(key);
+    std::string lower = common::to_lower(key);
     if (lower == "readtimeout") {
       auto timeout = common::parse_duration(value.string_value());
-      if (!timeout.ok()) return absl::InvalidArgumentError(absl::StrCat("handler.metadata.readTimeout: ", timeout.status().message()));
+      if (!timeout.ok()) return absl::InvalidArgumentError(common::str_cat("handler.metadata.readTimeout: ", timeout.status().message()));
       options.read_timeout = *timeout;
     } else if (lower == "authbasicrealm") {
       options.realm = value.string_value();

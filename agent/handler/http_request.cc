@@ -1,10 +1,8 @@
 #include "agent/handler/http_request.h"
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "common/address.h"
+#include "common/strings.h"
 
 namespace strait::agent {
 
@@ -20,15 +18,15 @@ std::variant<ProxyTarget, HttpRefusal> proxy_target(const http::request_header<>
   if (head.method() == http::verb::connect) {
     auto address = common::parse_host_port(uri);
     if (!address.ok() || address->host.empty()) {
-      return HttpRefusal{400, absl::StrCat("CONNECT needs host:port, got \"", uri.substr(0, 200), "\"")};
+      return HttpRefusal{400, common::str_cat("CONNECT needs host:port, got \"", uri.substr(0, 200), "\"")};
     }
     target.tunnel = true;
     target.authority = address->to_string();
     return target;
   }
   constexpr std::string_view kHttpScheme = "http://";
-  if (uri.size() < kHttpScheme.size() || !absl::EqualsIgnoreCase(uri.substr(0, kHttpScheme.size()), kHttpScheme)) {
-    if (absl::StartsWithIgnoreCase(uri, "https://")) {
+  if (uri.size() < kHttpScheme.size() || !common::iequals(uri.substr(0, kHttpScheme.size()), kHttpScheme)) {
+    if (common::istarts_with(uri, "https://")) {
       return HttpRefusal{400, "https:// URIs must be requested with CONNECT"};
     }
     return HttpRefusal{400, "a proxy request needs an absolute http:// URI or CONNECT"};
@@ -45,7 +43,7 @@ std::variant<ProxyTarget, HttpRefusal> proxy_target(const http::request_header<>
   if (!has_port) host_port += ":80";
   auto address = common::parse_host_port(host_port);
   if (!address.ok() || address->host.empty()) {
-    return HttpRefusal{400, absl::StrCat("bad host in URI \"", uri.substr(0, 200), "\"")};
+    return HttpRefusal{400, common::str_cat("bad host in URI \"", uri.substr(0, 200), "\"")};
   }
   target.authority = address->to_string();
   target.origin_form = authority_end == std::string_view::npos ? "/" : std::string(rest.substr(authority_end));
@@ -55,10 +53,10 @@ std::variant<ProxyTarget, HttpRefusal> proxy_target(const http::request_header<>
 }
 
 std::optional<BasicCredentials> parse_basic_credentials(std::string_view header_value) {
-  header_value = absl::StripAsciiWhitespace(header_value);
-  if (header_value.size() < 6 || !absl::EqualsIgnoreCase(header_value.substr(0, 6), "basic ")) return std::nullopt;
+  header_value = common::strip_whitespace(header_value);
+  if (header_value.size() < 6 || !common::iequals(header_value.substr(0, 6), "basic ")) return std::nullopt;
   std::string decoded;
-  if (!absl::Base64Unescape(absl::StripAsciiWhitespace(header_value.substr(6)), &decoded)) return std::nullopt;
+  if (!absl::Base64Unescape(std::string(common::strip_whitespace(header_value.substr(6))), &decoded)) return std::nullopt;
   auto colon = decoded.find(':');
   if (colon == std::string::npos) return std::nullopt;
   return BasicCredentials{decoded.substr(0, colon), decoded.substr(colon + 1)};
@@ -74,7 +72,7 @@ std::variant<std::monostate, ParsedProxyRequest, HttpRefusal> parse_proxy_reques
     return std::monostate{};
   }
   if (ec == http::error::header_limit) return HttpRefusal{431, "request head larger than 64 KiB"};
-  if (ec) return HttpRefusal{400, absl::StrCat("malformed request: ", ec.message())};
+  if (ec) return HttpRefusal{400, common::str_cat("malformed request: ", ec.message())};
   if (!parser.is_header_done()) return std::monostate{};
   auto target = proxy_target(parser.get().base());
   if (auto* refusal = std::get_if<HttpRefusal>(&target)) return *refusal;

@@ -1,9 +1,8 @@
 #include "agent/handler/registry.h"
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "agent/handler/forward.h"
 #include "agent/handler/http.h"
+#include "common/strings.h"
 
 namespace strait::agent {
 namespace {
@@ -33,8 +32,8 @@ absl::StatusOr<std::unique_ptr<Handler>> make_handler(const config::v1::ServiceC
   for (const auto& entry : kHandlers) {
     if (type == entry.type) return entry.make(service);
   }
-  return absl::InvalidArgumentError(absl::StrCat("service ", service.name(), ": unknown handler type \"", type,
-                                                 "\"; known: ", absl::StrJoin(handler_types(), ", ")));
+  return absl::InvalidArgumentError(common::str_cat("service ", service.name(), ": unknown handler type \"", type,
+                                                 "\"; known: ", common::join(handler_types(), ", ")));
 }
 
 }  // namespace strait::agent

@@ -4,11 +4,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include "absl/strings/str_cat.h"
 #include "agent/channel/registry.h"
 #include "agent/handler/registry.h"
 #include "common/address.h"
 #include "common/duration.h"
+#include "common/strings.h"
 
 namespace strait::agent {
 namespace {
@@ -36,15 +36,15 @@ std::string deterministic_bytes(const google::protobuf::Message& message) {
 }
 
 absl::Status service_error(const ServiceConfig& service, const absl::Status& status) {
-  return absl::Status(status.code(), absl::StrCat("service ", service.name(), ": ", status.message()));
+  return absl::Status(status.code(), common::str_cat("service ", service.name(), ": ", status.message()));
 }
 
 absl::StatusOr<std::chrono::nanoseconds> duration_key(const google::protobuf::Struct& metadata, std::string_view key,
                                                       std::chrono::nanoseconds fallback) {
   for (const auto& [name, value] : metadata.fields()) {
-    if (absl::EqualsIgnoreCase(name, key)) {
+    if (common::iequals(name, key)) {
       auto parsed = common::parse_duration(value.string_value());
-      if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("metadata ", name, ": ", parsed.status().message()));
+      if (!parsed.ok()) return absl::InvalidArgumentError(common::str_cat("metadata ", name, ": ", parsed.status().message()));
       return *parsed;
     }
   }
@@ -76,7 +76,7 @@ absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Con
     auto it = chains.find(service.handler().chain());
     if (it == chains.end()) {
       return service_error(service, absl::InvalidArgumentError(
-                                        absl::StrCat("handler.chain \"", service.handler().chain(), "\" is not defined")));
+                                        common::str_cat("handler.chain \"", service.handler().chain(), "\" is not defined")));
     }
     chain = it->second;
     fingerprint += chain_fingerprints.at(it->first);
@@ -96,7 +96,7 @@ absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Con
       std::string target = node.addr();
       if (auto parsed = common::parse_host_port(target); !parsed.ok()) {
         return service_error(service, absl::InvalidArgumentError(
-                                          absl::StrCat("forwarder node ", node.name(), ": ", parsed.status().message())));
+                                          common::str_cat("forwarder node ", node.name(), ": ", parsed.status().message())));
       }
       // ":80" means this host, as GOST's empty host does.
       if (target.front() == ':') target = "127.0.0.1" + target;
@@ -111,7 +111,7 @@ absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Con
   const std::string& handler_type = service.handler().type();
   if ((handler_type == "tcp" || handler_type == "udp" || handler_type == "forward") && !context->forwarder) {
     return service_error(service, absl::InvalidArgumentError(
-                                      absl::StrCat("handler ", handler_type, " forwards to targets but none are given "
+                                      common::str_cat("handler ", handler_type, " forwards to targets but none are given "
                                                    "(e.g. tcp://:8080/host:80 or forwarder.nodes)")));
   }
   bool udp = listener_type == "udp";
@@ -130,7 +130,7 @@ absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Con
 
 absl::Status reject_unsupported_sections(const Config& config) {
   auto refuse = [](std::string_view section) {
-    return absl::UnimplementedError(absl::StrCat("\"", section, "\" is not supported by this strait-agent yet; remove it"));
+    return absl::UnimplementedError(common::str_cat("\"", section, "\" is not supported by this strait-agent yet; remove it"));
   };
   if (!config.admissions().empty()) return refuse("admissions");
   if (!config.bypasses().empty()) return refuse("bypasses");
@@ -141,7 +141,7 @@ absl::Status reject_unsupported_sections(const Config& config) {
     if (!service.admission().empty() || !service.admissions().empty() || !service.bypass().empty() ||
         !service.bypasses().empty() || !service.limiter().empty() || !service.climiter().empty() ||
         !service.rlimiter().empty() || !service.resolver().empty() || !service.hosts().empty()) {
-      return absl::UnimplementedError(absl::StrCat("service ", service.name(),
+      return absl::UnimplementedError(common::str_cat("service ", service.name(),
                                                    ": admission/bypass/limiter/resolver/hosts are not supported yet"));
     }
   }
@@ -160,7 +160,7 @@ absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
   std::map<std::string, std::string> chain_fingerprints;
   for (const auto& chain_config : config.chains()) {
     if (chains.contains(chain_config.name())) {
-      return absl::InvalidArgumentError(absl::StrCat("chain ", chain_config.name(), " is defined twice"));
+      return absl::InvalidArgumentError(common::str_cat("chain ", chain_config.name(), " is defined twice"));
     }
     auto chain = build_chain(chain_config, config);
     if (!chain.ok()) return chain.status();
@@ -174,7 +174,7 @@ absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
     auto one = prepare_service(service, config, chains, chain_fingerprints);
     if (!one.ok()) return one.status();
     if (prepared.contains(one->name)) {
-      return absl::InvalidArgumentError(absl::StrCat("service ", one->name, " is defined twice"));
+      return absl::InvalidArgumentError(common::str_cat("service ", one->name, " is defined twice"));
     }
     prepared.emplace(one->name, *std::move(one));
   }

@@ -1,8 +1,8 @@
 #include "agent/service/auther.h"
 
 #include <openssl/crypto.h>
+#include "common/strings.h"
 
-#include "absl/strings/str_cat.h"
 
 namespace strait::agent {
 
@@ -25,7 +25,7 @@ absl::StatusOr<std::shared_ptr<const Auther>> build_auther(const config::v1::Han
     for (const auto& candidate : config.authers()) {
       if (candidate.name() == name) found = &candidate;
     }
-    if (found == nullptr) return absl::InvalidArgumentError(absl::StrCat("auther \"", name, "\" is not defined in authers"));
+    if (found == nullptr) return absl::InvalidArgumentError(common::str_cat("auther \"", name, "\" is not defined in authers"));
     for (const auto& entry : found->auths()) auther->add(entry.username(), entry.password());
   }
   if (auther->empty()) return std::shared_ptr<const Auther>();

@@ -206,7 +206,7 @@ asio::awaitable<void> relay_both_directions(RelayState& state) {
 }  // namespace
 
 asio::awaitable<RelayResult> relay(Stream& client, Stream& target, const RelayOptions& options) {
-  RelayState state{client, target};
+  RelayState state{client, target, Clock::now(), {}};
   if (options.idle_timeout.count() > 0) {
     co_await (relay_both_directions(state) || watch_idle(state, options.idle_timeout));
   } else {

@@ -3,8 +3,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
+#include "common/strings.h"
 
-#include "absl/strings/str_cat.h"
 
 namespace strait::agent {
 
@@ -22,7 +22,7 @@ absl::StatusOr<std::shared_ptr<Service>> Service::bind(std::string name, const L
     auto listener = factory.listen(slot->executor, worker_options);
     if (!listener) {
       for (auto& opened : service->slots_) opened->listener->close();
-      return absl::UnavailableError(absl::StrCat("service ", service->name_, ": cannot listen on ",
+      return absl::UnavailableError(common::str_cat("service ", service->name_, ": cannot listen on ",
                                                  options.address.to_string(), ": ", listener.error().message()));
     }
     slot->listener = std::move(*listener);

@@ -1,0 +1,84 @@
+#pragma once
+
+// String helpers over std::string_view. Debian 12's Abseil is built with its own
+// absl::string_view (ABSL_OPTION_USE_STD_STRING_VIEW 0), which std::string_view does not
+// convert to, so the project keeps its string code on the standard types.
+
+#include <algorithm>
+#include <cctype>
+#include <concepts>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "common/strings.h"
+
+namespace strait::common {
+
+namespace strings_internal {
+inline void append(std::string& out, std::string_view piece) { out.append(piece); }
+inline void append(std::string& out, absl::string_view piece) { out.append(piece.data(), piece.size()); }
+inline void append(std::string& out, const char* piece) { out.append(piece); }
+inline void append(std::string& out, const std::string& piece) { out.append(piece); }
+inline void append(std::string& out, char piece) { out.push_back(piece); }
+template <std::integral T>
+  requires(!std::same_as<T, char> && !std::same_as<T, bool>)
+void append(std::string& out, T value) {
+  out.append(std::to_string(value));
+}
+}  // namespace strings_internal
+
+template <typename... Pieces>
+std::string str_cat(const Pieces&... pieces) {
+  std::string out;
+  (strings_internal::append(out, pieces), ...);
+  return out;
+}
+
+inline std::string_view to_std(absl::string_view view) { return {view.data(), view.size()}; }
+
+inline std::vector<std::string_view> split(std::string_view text, char separator, bool skip_empty) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (;;) {
+    size_t end = text.find(separator, start);
+    std::string_view part = text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (!part.empty() || !skip_empty) parts.push_back(part);
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
+
+inline std::string to_lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+inline bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
+           return std::tolower(x) == std::tolower(y);
+         });
+}
+
+inline bool istarts_with(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
+}
+
+inline std::string_view strip_whitespace(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  return text;
+}
+
+inline std::string join(const std::vector<std::string>& parts, std::string_view separator) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out.append(separator);
+    out.append(parts[i]);
+  }
+  return out;
+}
+
+}  // namespace strait::common
