@@ -33,6 +33,7 @@ absl::StatusOr<std::chrono::nanoseconds> parse_duration(std::string_view text) {
     negative = rest.front() == '-';
     rest.remove_prefix(1);
   }
+  if (rest.empty()) return invalid("no number");
   if (rest == "0") return std::chrono::nanoseconds{0};
   bool all_digits = !rest.empty();
   for (char c : rest) all_digits = all_digits && std::isdigit(static_cast<unsigned char>(c));

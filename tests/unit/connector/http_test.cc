@@ -1,0 +1,89 @@
+#include "agent/connector/http.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include "agent/chain/errors.h"
+#include "agent/channel/tcp.h"
+#include "support/asio_test.h"
+
+namespace strait::agent {
+namespace {
+
+using namespace asio::experimental::awaitable_operators;
+using testing::kUseTuple;
+using testing::run_for;
+
+TEST(HttpStatus, ParsesStatusLine) {
+  EXPECT_EQ(parse_http_status("HTTP/1.1 200 Connection established\r\n\r\n"), 200);
+  EXPECT_EQ(parse_http_status("HTTP/1.0 407\r\n\r\n"), 407);
+  EXPECT_FALSE(parse_http_status("HTTP/2 200\r\n"));
+  EXPECT_FALSE(parse_http_status("HTTP/1.1 2x0 OK\r\n"));
+  EXPECT_FALSE(parse_http_status("SSH-2.0-OpenSSH\r\n"));
+  EXPECT_FALSE(parse_http_status(""));
+}
+
+struct ConnectOutcome {
+  std::string request;
+  Result<StreamPtr> stream = asio::error::not_connected;
+  std::string first_bytes;  // what the connected stream read first
+};
+
+// Runs the connector against a scripted proxy that answers `reply` to the CONNECT head.
+ConnectOutcome connect_through(const config::v1::NodeConfig& node, std::string reply, size_t read_after = 0) {
+  asio::io_context io;
+  ConnectOutcome outcome;
+  auto connector = make_http_connector(node);
+  EXPECT_TRUE(connector.ok());
+  run_for(io, [&]() -> asio::awaitable<void> {
+    auto [client, proxy] = co_await testing::tcp_pair();
+    auto proxy_side = [&]() -> asio::awaitable<void> {
+      std::string head;
+      co_await asio::async_read_until(proxy, asio::dynamic_buffer(head), "\r\n\r\n", kUseTuple);
+      outcome.request = head;
+      co_await asio::async_write(proxy, asio::buffer(reply), kUseTuple);
+    };
+    auto connect = [&]() -> asio::awaitable<void> {
+      outcome.stream = co_await (*connector)->connect(std::make_unique<TcpStream>(std::move(client)), Network::kTcp,
+                                                      "example.com:443");
+      if (outcome.stream && read_after > 0) {
+        outcome.first_bytes.resize(read_after);
+        co_await asio::async_read(**outcome.stream, asio::buffer(outcome.first_bytes), kUseTuple);
+      }
+    };
+    co_await (connect() && proxy_side());
+  }());
+  return outcome;
+}
+
+TEST(HttpConnector, SendsConnectWithBasicAuthAndKeepsEarlyBytes) {
+  config::v1::NodeConfig node;
+  node.mutable_connector()->set_type("http");
+  node.mutable_connector()->mutable_auth()->set_username("user");
+  node.mutable_connector()->mutable_auth()->set_password("pass");
+  auto outcome = connect_through(node, "HTTP/1.1 200 Connection established\r\n\r\nSSH-2.0-server\r\n", 16);
+  EXPECT_EQ(outcome.request.substr(0, 42), "CONNECT example.com:443 HTTP/1.1\r\nHost: ex");
+  EXPECT_NE(outcome.request.find("Proxy-Authorization: Basic dXNlcjpwYXNz\r\n"), std::string::npos);
+  ASSERT_TRUE(outcome.stream);
+  // Bytes the target sent right after the 200 are not lost.
+  EXPECT_EQ(outcome.first_bytes, "SSH-2.0-server\r\n");
+}
+
+TEST(HttpConnector, MapsRefusals) {
+  config::v1::NodeConfig node;
+  EXPECT_EQ(connect_through(node, "HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").stream.error(),
+            make_error_code(ProxyError::kAuthRequired));
+  EXPECT_EQ(connect_through(node, "HTTP/1.1 403 Forbidden\r\n\r\n").stream.error(),
+            make_error_code(ProxyError::kRejected));
+  EXPECT_EQ(connect_through(node, "garbage without status\r\n\r\n").stream.error(),
+            make_error_code(ProxyError::kBadResponse));
+  EXPECT_TRUE(connect_through(node, "HTTP/1.1 200 OK\r\n\r\n").request.find("Proxy-Authorization") == std::string::npos);
+}
+
+}  // namespace
+}  // namespace strait::agent
