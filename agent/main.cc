@@ -1,5 +1,8 @@
 // strait-agent: GOST-compatible command line (-L, -F, -C, -O, -D, -V) over Strait's runtime.
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -33,68 +36,31 @@ strait::common::KnownTypes known_types() {
           strait::agent::dialer_types()};
 }
 
-// Re-arms itself to end draining services whose connections are gone.
-void schedule_reaping(asio::steady_timer& timer, strait::agent::Runtime& runtime) {
-  timer.expires_after(std::chrono::milliseconds(500));
-  timer.async_wait([&timer, &runtime](const boost::system::error_code& ec) {
-    if (ec) return;
-    runtime.reap_draining();
-    schedule_reaping(timer, runtime);
-  });
+// GOST's fallback when neither -C nor -L is given: gost.{yaml,yml,json} in /etc/gost,
+// $HOME/.gost and the working directory, first found wins.
+std::string default_config_file() {
+  std::vector<std::string> folders = {"/etc/gost"};
+  if (const char* home = std::getenv("HOME")) folders.push_back(std::string(home) + "/.gost");
+  folders.push_back(".");
+  for (const auto& folder : folders) {
+    for (const char* name : {"gost.yaml", "gost.yml", "gost.json"}) {
+      std::string path = folder + "/" + name;
+      if (std::filesystem::is_regular_file(path)) return path;
+    }
+  }
+  return "";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"strait-agent: runs Strait services and chains (GOST-compatible command line)"};
-  std::vector<std::string> services;
-  std::vector<std::string> nodes;
-  std::string config_argument;
-  std::string output_format;
-  bool debug = false;
-  bool version = false;
-  std::string drain_timeout_text = "30s";
-  unsigned worker_count = std::max(1u, std::thread::hardware_concurrency());
-  app.add_option("-L", services, "service: [handler+listener://][user:pass@]addr[/targets][?key=value]");
-  app.add_option("-F", nodes, "chain node (one hop per -F): [connector+dialer://][user:pass@]addr[?key=value]");
-  app.add_option("-C", config_argument, "config file (YAML or JSON) or inline JSON");
-  app.add_option("-O", output_format, "print the effective config as yaml or json and exit")
-      ->check(CLI::IsMember({"yaml", "json"}));
-  app.add_flag("-D", debug, "debug logging");
-  app.add_flag("-V", version, "print the version and exit");
-  app.add_option("--drain-timeout", drain_timeout_text, "on SIGTERM/SIGINT, how long open connections may finish");
-  app.add_option("--workers", worker_count, "worker threads (default: one per core)")->check(CLI::Range(1u, 1024u));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : kExitUsage;
-  }
-  if (version) {
-    std::cout << "strait-agent " << kVersion << " (gost-compatible command line)\n";
-    return 0;
-  }
-  auto drain_timeout = strait::common::parse_duration(drain_timeout_text);
-  if (!drain_timeout.ok()) {
-    std::cerr << "strait-agent: --drain-timeout: " << drain_timeout.status().message() << "\n";
+// The config file (if any) merged with the -L/-F flags, file first, as GOST does.
+absl::StatusOr<Config> effective_config(const std::string& config_argument, const std::vector<std::string>& services,
+                                        const std::vector<std::string>& nodes) {
+  if (config_argument.empty() && services.empty()) config_argument = default_config_file();
+  auto loaded = effective_config(config_argument, services, nodes);
+  if (!loaded.ok()) {
+    std::cerr << "strait-agent: " << loaded.status().message() << "\n";
     return kExitUsage;
   }
-
-  Config config;
-  if (!config_argument.empty()) {
-    auto loaded = strait::common::load_config_argument(config_argument);
-    if (!loaded.ok()) {
-      std::cerr << "strait-agent: " << loaded.status().message() << "\n";
-      return kExitUsage;
-    }
-    for (const auto& warning : loaded->warnings) std::cerr << "strait-agent: warning: " << warning << "\n";
-    config = std::move(loaded->config);
-  }
-  auto from_flags = strait::common::build_config_from_cmdline(services, nodes, known_types());
-  if (!from_flags.ok()) {
-    std::cerr << "strait-agent: " << from_flags.status().message() << "\n";
-    return kExitUsage;
-  }
-  strait::common::merge_config(config, *from_flags);
+  Config config = *std::move(loaded);
 
   if (!output_format.empty()) {
     std::cout << (output_format == "json" ? strait::common::config_to_json(config)
@@ -115,6 +81,7 @@ int main(int argc, char** argv) {
   sigemptyset(&blocked);
   sigaddset(&blocked, SIGINT);
   sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGHUP);
   sigaddset(&blocked, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 
@@ -131,15 +98,22 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_UNBLOCK, &blocked, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   asio::io_context control;
-  asio::signal_set signals(control, SIGINT, SIGTERM);
+  asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
   asio::steady_timer reaper(control);
   schedule_reaping(reaper, runtime);
   int received = 0;
-  signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
-    if (ec) return;
-    received = signal_number;
-    reaper.cancel();
-  });
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signal_number) {
+        if (ec) return;
+        if (signal_number == SIGHUP) {
+          reload(config_argument, services, nodes, runtime);
+          signals.async_wait(on_signal);
+          return;
+        }
+        received = signal_number;
+        reaper.cancel();
+      };
+  signals.async_wait(on_signal);
   control.run();
   spdlog::info("received {}, stopping (grace {})", received == SIGINT ? "SIGINT" : "SIGTERM",
                strait::common::format_duration(*drain_timeout));

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""TCP forward throughput and idle-connection memory of strait-agent, side by side with peers.
+
+Runs in one process tree on loopback: an iperf3 server, then the same iperf3 client load
+(1 stream and 64 streams) directly, through strait-agent (`-L tcp://.../target`), through
+socat (fork mode) and through haproxy (mode tcp, splice). Prints Gbit/s and the ratios
+strait/haproxy, strait/socat and strait/direct. Then opens N idle connections through
+strait-agent and haproxy and prints the RSS growth per connection.
+
+Usage: python3 bench/tcp_forward.py [--agent build/release/agent/strait-agent] [--seconds 5]
+       [--idle 5000]
+"""
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, deadline=10.0):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited early with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"port {port} not ready")
+
+
+def rss_kib(pid):
+    """Resident memory of a process and its children (haproxy and socat fork workers)."""
+    total = 0
+    pids = [pid]
+    try:
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        pids += [int(c) for c in children]
+    except FileNotFoundError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+class Peers:
+    def __init__(self, agent, target_port):
+        self.agent = agent
+        self.target_port = target_port
+        self.procs = []
+        self.tmp = tempfile.mkdtemp(prefix="strait-bench-")
+
+    def start(self, name, argv, port):
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(proc)
+        wait_port(port, proc)
+        return proc
+
+    def strait(self, port):
+        # Warnings only: a log line per connection is not what is being measured.
+        config = os.path.join(self.tmp, f"strait-{port}.yaml")
+        with open(config, "w") as f:
+            f.write("log: {level: warn}\n")
+        return self.start("strait", [self.agent, "-C", config, "-L",
+                                     f"tcp://127.0.0.1:{port}/127.0.0.1:{self.target_port}"], port)
+
+    def socat(self, port):
+        return self.start("socat", ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                                    f"TCP:127.0.0.1:{self.target_port}"], port)
+
+    def haproxy(self, port):
+        config = os.path.join(self.tmp, f"haproxy-{port}.cfg")
+        with open(config, "w") as f:
+            f.write(f"""global
+    nbthread {os.cpu_count()}
+    maxconn 20000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+    option splice-auto
+listen forward
+    bind 127.0.0.1:{port}
+    server target 127.0.0.1:{self.target_port}
+""")
+        return self.start("haproxy", ["haproxy", "-f", config, "-db"], port)
+
+    def stop(self):
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def iperf(port, streams, seconds):
+    out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-P", str(streams), "-t", str(seconds),
+                          "-J"], capture_output=True, text=True, timeout=seconds + 30)
+    if out.returncode != 0:
+        raise RuntimeError(f"iperf3 through port {port} failed: {out.stdout[-500:]} {out.stderr[-500:]}")
+    return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+async def hold_idle(port, count):
+    conns = []
+    for _ in range(count):
+        conns.append(await asyncio.open_connection("127.0.0.1", port))
+    return conns
+
+
+def idle_memory(proc, port, count, settle):
+    before = rss_kib(proc.pid)
+    loop = asyncio.new_event_loop()
+    conns = loop.run_until_complete(hold_idle(port, count))
+    # The forwarder dials the target once per accepted connection; wait until it has.
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+    after = rss_kib(proc.pid)
+    for _, writer in conns:
+        writer.close()
+    loop.run_until_complete(asyncio.sleep(0.2))
+    loop.close()
+    return (after - before) * 1024 / count
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--agent", default="build/release/agent/strait-agent")
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--idle", type=int, default=5000)
+    args = parser.parse_args()
+    for tool in ("iperf3", "socat", "haproxy"):
+        if not shutil.which(tool):
+            sys.exit(f"bench needs {tool} (bash scripts/setup.sh installs it)")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+    target_port = free_port()
+    iperf_server = subprocess.Popen(["iperf3", "-s", "-p", str(target_port)], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+    peers = Peers(os.path.abspath(args.agent), target_port)
+    try:
+        wait_port(target_port, iperf_server)
+        ports = {name: free_port() for name in ("strait", "socat", "haproxy")}
+        procs = {"strait": peers.strait(ports["strait"]), "socat": peers.socat(ports["socat"]),
+                 "haproxy": peers.haproxy(ports["haproxy"])}
+        print(f"# tcp forward throughput, iperf3 {args.seconds}s per run, Gbit/s")
+        for streams in (1, 64):
+            results = {"direct": iperf(target_port, streams, args.seconds)}
+            for name in ("strait", "socat", "haproxy"):
+                results[name] = iperf(ports[name], streams, args.seconds)
+            line = "  ".join(f"{k}={v:.2f}" for k, v in results.items())
+            print(f"streams={streams:<3} {line}")
+            print(f"streams={streams:<3} strait/haproxy={results['strait'] / results['haproxy']:.2f}  "
+                  f"strait/socat={results['strait'] / results['socat']:.2f}  "
+                  f"strait/direct={results['strait'] / results['direct']:.2f}  "
+                  f"haproxy/direct={results['haproxy'] / results['direct']:.2f}")
+        iperf_server.terminate()
+        iperf_server.wait(timeout=5)
+
+        # Idle connections need a target that accepts and holds them: a Python asyncio server.
+        hold_port = free_port()
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(hold_port)])
+        peers.procs.append(holder)
+        wait_port(hold_port, holder)
+        peers.target_port = hold_port
+        idle_ports = {"strait": free_port(), "haproxy": free_port()}
+        idle_procs = {"strait": peers.strait(idle_ports["strait"]), "haproxy": peers.haproxy(idle_ports["haproxy"])}
+        print(f"# memory per idle forwarded connection ({args.idle} connections, RSS delta)")
+        for name in ("strait", "haproxy"):
+            per_conn = idle_memory(idle_procs[name], idle_ports[name], args.idle, settle=3)
+            print(f"{name}: {per_conn:.0f} bytes/connection")
+    finally:
+        iperf_server.kill()
+        peers.stop()
+
+
+HOLDER = """
+import asyncio, sys
+async def main():
+    held = []
+    async def hold(reader, writer):
+        held.append(writer)
+        await reader.read()
+    server = await asyncio.start_server(hold, '127.0.0.1', int(sys.argv[1]), backlog=4096)
+    await server.serve_forever()
+import resource
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+asyncio.run(main())
+"""
+
+if __name__ == "__main__":
+    main()
