@@ -54,6 +54,85 @@ std::string default_config_file() {
 // The config file (if any) merged with the -L/-F flags, file first, as GOST does.
 absl::StatusOr<Config> effective_config(const std::string& config_argument, const std::vector<std::string>& services,
                                         const std::vector<std::string>& nodes) {
+  Config config;
+  if (!config_argument.empty()) {
+    auto loaded = strait::common::load_config_argument(config_argument);
+    if (!loaded.ok()) return loaded.status();
+    for (const auto& warning : loaded->warnings) std::cerr << "strait-agent: warning: " << warning << "\n";
+    config = std::move(loaded->config);
+  }
+  auto from_flags = strait::common::build_config_from_cmdline(services, nodes, known_types());
+  if (!from_flags.ok()) return from_flags.status();
+  strait::common::merge_config(config, *from_flags);
+  return config;
+}
+
+// SIGHUP: re-read the config file and apply it through the same drain-safe entry point.
+void reload(const std::string& config_argument, const std::vector<std::string>& services,
+            const std::vector<std::string>& nodes, strait::agent::Runtime& runtime) {
+  if (config_argument.empty()) {
+    spdlog::info("SIGHUP: no config file (-C) to reload");
+    return;
+  }
+  auto config = effective_config(config_argument, services, nodes);
+  if (!config.ok()) {
+    spdlog::error("SIGHUP: {}; still serving the previous config", strait::common::to_std(config.status().message()));
+    return;
+  }
+  auto applied = runtime.apply(std::make_shared<const Config>(*std::move(config)));
+  if (!applied.ok()) {
+    spdlog::error("SIGHUP: {}; still serving the previous config", strait::common::to_std(applied.message()));
+    return;
+  }
+  spdlog::info("SIGHUP: reloaded {}", config_argument);
+}
+
+// Re-arms itself to end draining services whose connections are gone.
+void schedule_reaping(asio::steady_timer& timer, strait::agent::Runtime& runtime) {
+  timer.expires_after(std::chrono::milliseconds(500));
+  timer.async_wait([&timer, &runtime](const boost::system::error_code& ec) {
+    if (ec) return;
+    runtime.reap_draining();
+    schedule_reaping(timer, runtime);
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"strait-agent: runs Strait services and chains (GOST-compatible command line)"};
+  std::vector<std::string> services;
+  std::vector<std::string> nodes;
+  std::string config_argument;
+  std::string output_format;
+  bool debug = false;
+  bool version = false;
+  std::string drain_timeout_text = "30s";
+  unsigned worker_count = std::max(1u, std::thread::hardware_concurrency());
+  app.add_option("-L", services, "service: [handler+listener://][user:pass@]addr[/targets][?key=value]");
+  app.add_option("-F", nodes, "chain node (one hop per -F): [connector+dialer://][user:pass@]addr[?key=value]");
+  app.add_option("-C", config_argument, "config file (YAML or JSON) or inline JSON");
+  app.add_option("-O", output_format, "print the effective config as yaml or json and exit")
+      ->check(CLI::IsMember({"yaml", "json"}));
+  app.add_flag("-D", debug, "debug logging");
+  app.add_flag("-V", version, "print the version and exit");
+  app.add_option("--drain-timeout", drain_timeout_text, "on SIGTERM/SIGINT, how long open connections may finish");
+  app.add_option("--workers", worker_count, "worker threads (default: one per core)")->check(CLI::Range(1u, 1024u));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+  if (version) {
+    std::cout << "strait-agent " << kVersion << " (gost-compatible command line)\n";
+    return 0;
+  }
+  auto drain_timeout = strait::common::parse_duration(drain_timeout_text);
+  if (!drain_timeout.ok()) {
+    std::cerr << "strait-agent: --drain-timeout: " << drain_timeout.status().message() << "\n";
+    return kExitUsage;
+  }
+
   if (config_argument.empty() && services.empty()) config_argument = default_config_file();
   auto loaded = effective_config(config_argument, services, nodes);
   if (!loaded.ok()) {
@@ -79,10 +158,7 @@ absl::StatusOr<Config> effective_config(const std::string& config_argument, cons
   // Signals are taken by the main thread only; workers never see them.
   sigset_t blocked;
   sigemptyset(&blocked);
-  sigaddset(&blocked, SIGINT);
-  sigaddset(&blocked, SIGTERM);
-  sigaddset(&blocked, SIGHUP);
-  sigaddset(&blocked, SIGPIPE);
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaddset(&blocked, signal_number);
   pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 
   strait::agent::Workers workers(worker_count);
@@ -102,17 +178,17 @@ absl::StatusOr<Config> effective_config(const std::string& config_argument, cons
   asio::steady_timer reaper(control);
   schedule_reaping(reaper, runtime);
   int received = 0;
-  std::function<void(const boost::system::error_code&, int)> on_signal =
-      [&](const boost::system::error_code& ec, int signal_number) {
-        if (ec) return;
-        if (signal_number == SIGHUP) {
-          reload(config_argument, services, nodes, runtime);
-          signals.async_wait(on_signal);
-          return;
-        }
-        received = signal_number;
-        reaper.cancel();
-      };
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
+                                                                              int signal_number) {
+    if (ec) return;
+    if (signal_number == SIGHUP) {
+      reload(config_argument, services, nodes, runtime);
+      signals.async_wait(on_signal);
+      return;
+    }
+    received = signal_number;
+    reaper.cancel();
+  };
   signals.async_wait(on_signal);
   control.run();
   spdlog::info("received {}, stopping (grace {})", received == SIGINT ? "SIGINT" : "SIGTERM",

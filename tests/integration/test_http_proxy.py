@@ -1,5 +1,6 @@
 """HTTP proxy service (`-L http://...`) driven by curl and raw sockets against a local origin."""
 
+import re
 import socket
 import sys
 import unittest
@@ -39,7 +40,7 @@ class HttpProxyTest(st.StraitTestCase):
         code, body = self.curl_to_file(f"{self.origin_url}/blob")
         self.assertEqual(code, "200")
         self.assertBlobEqual(self.body, body, "GET body")
-        self.agent.wait_log(rf"service-0: 127\.0\.0\.1:\d+ GET {self.origin_url}/blob -> 200")
+        self.agent.wait_log(rf"service-0: 127\.0\.0\.1:\d+ GET {re.escape(self.origin_url)}/blob -> 200")
 
     def test_connect_tunnel(self):
         code, body = self.curl_to_file("-p", f"{self.origin_url}/blob")
