@@ -171,10 +171,12 @@ int main(int argc, char** argv) {
     return absl::IsUnavailable(applied) ? kExitRuntime : kExitUsage;
   }
 
-  pthread_sigmask(SIG_UNBLOCK, &blocked, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  // The signal_set installs its handlers before the signals are unblocked, so a signal that
+  // arrived while the listeners were starting is handled, not fatal.
   asio::io_context control;
   asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
+  std::signal(SIGPIPE, SIG_IGN);
+  pthread_sigmask(SIG_UNBLOCK, &blocked, nullptr);
   asio::steady_timer reaper(control);
   schedule_reaping(reaper, runtime);
   int received = 0;

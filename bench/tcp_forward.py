@@ -92,7 +92,7 @@ class Peers:
         with open(config, "w") as f:
             f.write(f"""global
     nbthread {os.cpu_count()}
-    maxconn 20000
+    maxconn 6000
 defaults
     mode tcp
     timeout connect 5s

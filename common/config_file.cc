@@ -1,6 +1,7 @@
 #include "common/config_file.h"
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -173,6 +174,11 @@ absl::StatusOr<LoadedConfig> parse_config_text(std::string_view text, std::strin
 absl::StatusOr<LoadedConfig> load_config_argument(const std::string& argument) {
   if (argument.size() >= 2 && argument.front() == '{' && argument.back() == '}') {
     return parse_config_text(argument, "<inline json>");
+  }
+  std::error_code ignored;
+  if (std::filesystem::is_directory(argument, ignored)) {
+    return absl::InvalidArgumentError(
+        str_cat("config \"", argument, "\" is a directory; give a .yaml, .yml or .json file"));
   }
   std::ifstream file(argument);
   if (!file) {

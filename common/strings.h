@@ -38,6 +38,12 @@ std::string str_cat(const Pieces&... pieces) {
 
 inline std::string_view to_std(absl::string_view view) { return {view.data(), view.size()}; }
 
+// Any contiguous character range (boost::string_view, beast's field values) as std::string_view.
+template <typename Range>
+std::string_view to_std_view(const Range& range) {
+  return {range.data(), range.size()};
+}
+
 inline std::vector<std::string_view> split(std::string_view text, char separator, bool skip_empty) {
   std::vector<std::string_view> parts;
   size_t start = 0;

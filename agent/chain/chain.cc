@@ -12,6 +12,12 @@ absl::Status in_chain(const std::string& chain, const std::string& hop, const ab
   return absl::Status(status.code(), common::str_cat("chain ", chain, " hop ", hop, ": ", status.message()));
 }
 
+absl::Status in_node(const std::string& chain, const std::string& hop, const std::string& node,
+                     const absl::Status& status) {
+  return absl::Status(status.code(),
+                      common::str_cat("chain ", chain, " hop ", hop, " node ", node, ": ", status.message()));
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const Chain>> build_chain(const config::v1::ChainConfig& chain_config,
@@ -42,12 +48,12 @@ absl::StatusOr<std::shared_ptr<const Chain>> build_chain(const config::v1::Chain
       node.name = node_config.name();
       node.address = node_config.addr();
       if (auto parsed = common::parse_host_port(node.address); !parsed.ok()) {
-        return in_chain(chain->name, hop.name, absl::InvalidArgumentError(common::str_cat("node ", node.name, ": ", parsed.status().message())));
+        return in_node(chain->name, hop.name, node.name, parsed.status());
       }
       auto dialer = make_dialer(node_config.dialer().type().empty() ? "tcp" : node_config.dialer().type());
-      if (!dialer.ok()) return in_chain(chain->name, hop.name, dialer.status());
+      if (!dialer.ok()) return in_node(chain->name, hop.name, node.name, dialer.status());
       auto connector = make_connector(node_config);
-      if (!connector.ok()) return in_chain(chain->name, hop.name, connector.status());
+      if (!connector.ok()) return in_node(chain->name, hop.name, node.name, connector.status());
       node.dialer = *std::move(dialer);
       node.connector = *std::move(connector);
       hop.nodes.push_back(std::move(node));

@@ -30,7 +30,7 @@ absl::StatusOr<std::unique_ptr<Connector>> make_connector(const config::v1::Node
   for (const auto& entry : kConnectors) {
     if (type == entry.type) return entry.make(node);
   }
-  return absl::InvalidArgumentError(common::str_cat("node ", node.name(), ": unknown connector type \"", type,
+  return absl::InvalidArgumentError(common::str_cat("unknown connector type \"", type,
                                                  "\"; known: ", common::join(connector_types(), ", ")));
 }
 

@@ -1,5 +1,7 @@
 #include "agent/handler/http.h"
 
+#include <sys/socket.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -89,14 +91,51 @@ asio::awaitable<error_code> transfer_message(Stream& input, beast::flat_buffer& 
   co_return error_code{};
 }
 
+// An upstream connection kept between requests of one client connection (keep-alive).
+struct KeptUpstream {
+  StreamPtr stream;
+  std::string authority;
+
+  void drop() {
+    if (stream) stream->close();
+    stream.reset();
+    authority.clear();
+  }
+};
+
+// False when the kept upstream was closed by its server while idle (it reads EOF or has
+// unexpected bytes), so the next request is not written into a dead connection.
+bool still_open(Stream& stream) {
+  auto* socket = stream.plain_tcp_socket();
+  if (socket == nullptr) return true;
+  char byte;
+  ssize_t n = ::recv(socket->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// Reads the final response head, skipping interim 1xx responses other than 101.
+asio::awaitable<error_code> read_final_response_head(Stream& upstream, beast::flat_buffer& buffer,
+                                                     std::unique_ptr<http::response_parser<http::buffer_body>>& parser,
+                                                     bool head_request) {
+  for (;;) {
+    parser = std::make_unique<http::response_parser<http::buffer_body>>();
+    parser->body_limit(boost::none);
+    parser->header_limit(kMaxRequestHead);
+    if (head_request) parser->skip(true);
+    auto [ec, unused] = co_await http::async_read_header(upstream, buffer, *parser, kUseTuple);
+    if (ec) co_return ec;
+    int code = parser->get().result_int();
+    if (code / 100 != 1 || code == 101) co_return error_code{};
+  }
+}
+
 class HttpHandler final : public Handler {
  public:
   explicit HttpHandler(HttpOptions options) : options_(std::move(options)) {}
 
   asio::awaitable<void> handle(StreamPtr client, const HandlerContext& ctx) const override {
     beast::flat_buffer buffer;
-    StreamPtr upstream;
-    std::string upstream_authority;
+    KeptUpstream upstream;
     const std::string peer = client->remote_address();
     common::StreamDeadline deadline(*client);
     for (bool first = true;; first = false) {
@@ -106,18 +145,7 @@ class HttpHandler final : public Handler {
       auto [read_error, unused] = co_await http::async_read_header(*client, buffer, parser, kUseTuple);
       deadline.disarm();
       if (read_error) {
-        if (deadline.expired()) {
-          if (first) spdlog::info("{}: {}: no request within {}", ctx.service, peer,
-                                  common::format_duration(options_.read_timeout));
-        } else if (read_error == http::error::end_of_stream || read_error == asio::error::eof) {
-          if (buffer.size() > 0) spdlog::info("{}: {}: truncated request head", ctx.service, peer);
-        } else if (read_error == http::error::header_limit) {
-          spdlog::warn("{}: {}: refused: request head larger than {} bytes", ctx.service, peer, kMaxRequestHead);
-          co_await write_refusal(*client, 431, "request head too large", "");
-        } else if (read_error.category() == http::make_error_code(http::error::bad_method).category()) {
-          spdlog::warn("{}: {}: refused: malformed request: {}", ctx.service, peer, read_error.message());
-          co_await write_refusal(*client, 400, "malformed request", "");
-        }
+        co_await refuse_unreadable(*client, read_error, deadline.expired(), first, buffer.size() > 0, peer, ctx);
         co_return;
       }
       auto& request = parser.get();
@@ -139,77 +167,8 @@ class HttpHandler final : public Handler {
         co_await tunnel(std::move(client), buffer, proxy.authority, ctx);
         co_return;
       }
-      SessionLog session(ctx.service, *client);
-      session.set_target(proxy.authority);
-      if (!upstream || upstream_authority != proxy.authority) {
-        if (upstream) upstream->close();
-        auto dialed = co_await ctx.router->dial(client->get_executor(), Network::kTcp, proxy.authority, proxy.authority);
-        if (!dialed) {
-          session.finish(dialed.error());
-          co_await write_refusal(*client, status_for_dial_error(dialed.error()),
-                                 common::str_cat("cannot reach ", proxy.authority, ": ", dialed.error().message()), "");
-          co_return;
-        }
-        upstream = std::move(*dialed);
-        upstream_authority = proxy.authority;
-      }
-      bool upgrade = request.count(http::field::upgrade) > 0;
-      bool client_keep_alive = request.keep_alive();
-      bool head_request = request.method() == http::verb::head;
-      request.target(proxy.origin_form);
-      remove_hop_by_hop(request.base(), upgrade);
-      if (upgrade) request.set(http::field::connection, "upgrade");
-      if (request.count(http::field::host) == 0) request.set(http::field::host, proxy.authority);
-      if (request.version() == 10 && !upgrade) request.set(http::field::connection, "close");
-
-      if (auto ec = co_await transfer_message<true>(*client, buffer, parser, *upstream); ec) {
-        session.finish(ec);
-        co_return;
-      }
-      beast::flat_buffer upstream_buffer;
-      http::response_parser<http::buffer_body> response_parser;
-      response_parser.body_limit(boost::none);
-      response_parser.header_limit(kMaxRequestHead);
-      if (head_request) response_parser.skip(true);
-      auto [header_error, header_bytes] =
-          co_await http::async_read_header(*upstream, upstream_buffer, response_parser, kUseTuple);
-      if (header_error) {
-        session.finish(header_error);
-        co_await write_refusal(*client, 502, common::str_cat("bad response from ", proxy.authority), "");
-        co_return;
-      }
-      auto& response = response_parser.get();
-      bool switching = response.result() == http::status::switching_protocols && upgrade;
-      bool upstream_keep_alive = response.keep_alive();
-      remove_hop_by_hop(response.base(), switching);
-      if (switching) {
-        response.set(http::field::connection, "upgrade");
-      } else {
-        // A response with explicit framing ends without closing the upstream, so the client
-        // connection can stay open even when the upstream one does not.
-        int code = response.result_int();
-        bool framed = response.has_content_length() || response.chunked() || head_request || code / 100 == 1 ||
-                      code == 204 || code == 304;
-        response.keep_alive(client_keep_alive && (upstream_keep_alive || framed));
-      }
-      response.set("Proxy-Agent", kProxyAgent);
-      if (auto ec = co_await transfer_message<false>(*upstream, upstream_buffer, response_parser, *client); ec) {
-        session.finish(ec);
-        co_return;
-      }
-      if (switching) {
-        co_await asio::async_write(*client, upstream_buffer.data(), kUseTuple);
-        co_await asio::async_write(*upstream, buffer.data(), kUseTuple);
-        session.finish(co_await relay(*client, *upstream, ctx.relay));
-        co_return;
-      }
-      spdlog::info("{}: {} {} http://{}{} -> {}", ctx.service, peer, std::string(request.method_string()),
-                   proxy.authority, proxy.origin_form, response.result_int());
-      if (!upstream_keep_alive) {
-        upstream->close();
-        upstream.reset();
-      }
-      if (!client_keep_alive || !response.keep_alive()) co_return;
+      bool keep_going = co_await forward_request(*client, buffer, parser, proxy, upstream, ctx, peer);
+      if (!keep_going) co_return;
     }
   }
 
@@ -219,6 +178,112 @@ class HttpHandler final : public Handler {
     if (header == request.end()) return false;
     auto credentials = parse_basic_credentials(std::string_view(header->value().data(), header->value().size()));
     return credentials && auther.authenticate(credentials->username, credentials->password);
+  }
+
+  // Says why a request head could not be read: a log line with the peer, and a protocol
+  // refusal where the client is still listening.
+  asio::awaitable<void> refuse_unreadable(Stream& client, const error_code& error, bool timed_out, bool first,
+                                          bool partial, const std::string& peer, const HandlerContext& ctx) const {
+    if (timed_out) {
+      if (first || partial) {
+        spdlog::info("{}: {}: no complete request within {}", ctx.service, peer,
+                     common::format_duration(options_.read_timeout));
+      }
+    } else if (error == http::error::end_of_stream || error == http::error::partial_message ||
+               error == asio::error::eof) {
+      if (partial) spdlog::info("{}: {}: truncated request head, client closed", ctx.service, peer);
+    } else if (error == http::error::header_limit) {
+      spdlog::warn("{}: {}: refused 431: request head larger than {} bytes", ctx.service, peer, kMaxRequestHead);
+      co_await write_refusal(client, 431, "request head too large", "");
+    } else if (error.category() == http::make_error_code(http::error::bad_method).category()) {
+      spdlog::warn("{}: {}: refused 400: malformed request: {}", ctx.service, peer, error.message());
+      co_await write_refusal(client, 400, "malformed request", "");
+    }
+  }
+
+  // Sends one absolute-form request upstream and its response back. Returns whether the
+  // client connection stays open for another request.
+  asio::awaitable<bool> forward_request(Stream& client, beast::flat_buffer& buffer, ProxyRequestParser& parser,
+                                        const ProxyTarget& proxy, KeptUpstream& upstream,
+                                        const HandlerContext& ctx, const std::string& peer) const {
+    auto& request = parser.get();
+    SessionLog session(ctx.service, client);
+    session.set_target(proxy.authority);
+    bool upgrade = request.count(http::field::upgrade) > 0;
+    bool client_keep_alive = request.keep_alive();
+    bool head_request = request.method() == http::verb::head;
+    // Answering 100 Continue here lets the client send its body at once; the upstream then
+    // gets the body without waiting (RFC 9110 §10.1.1 lets a proxy do either).
+    if (common::iequals(common::to_std_view(request[http::field::expect]), "100-continue")) {
+      request.erase(http::field::expect);
+      std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
+      auto [ec, unused] = co_await asio::async_write(client, asio::buffer(interim), kUseTuple);
+      if (ec) co_return false;
+    }
+    request.target(proxy.origin_form);
+    remove_hop_by_hop(request.base(), upgrade);
+    if (upgrade) request.set(http::field::connection, "upgrade");
+    if (request.count(http::field::host) == 0) request.set(http::field::host, proxy.authority);
+    if (request.version() == 10 && !upgrade) request.set(http::field::connection, "close");
+    // A request without a body can be sent again on a fresh connection when a kept one
+    // turns out to be dead; one with a body cannot, it has been consumed.
+    const bool resendable = parser.is_done();
+
+    beast::flat_buffer upstream_buffer;
+    std::unique_ptr<http::response_parser<http::buffer_body>> response_parser;
+    for (int attempt = 0;; ++attempt) {
+      bool reused = upstream.stream && upstream.authority == proxy.authority && still_open(*upstream.stream);
+      if (!reused) {
+        upstream.drop();
+        auto dialed = co_await ctx.router->dial(client.get_executor(), Network::kTcp, proxy.authority, proxy.authority);
+        if (!dialed) {
+          session.finish(dialed.error());
+          co_await write_refusal(client, status_for_dial_error(dialed.error()),
+                                 common::str_cat("cannot reach ", proxy.authority, ": ", dialed.error().message()), "");
+          co_return false;
+        }
+        upstream.stream = std::move(*dialed);
+        upstream.authority = proxy.authority;
+      }
+      error_code ec = co_await transfer_message<true>(client, buffer, parser, *upstream.stream);
+      if (!ec) ec = co_await read_final_response_head(*upstream.stream, upstream_buffer, response_parser, head_request);
+      if (!ec) break;
+      upstream.drop();
+      if (reused && resendable && attempt == 0 && upstream_buffer.size() == 0) continue;
+      session.finish(ec);
+      co_await write_refusal(client, 502, common::str_cat("bad response from ", proxy.authority), "");
+      co_return false;
+    }
+
+    auto& response = response_parser->get();
+    bool switching = response.result() == http::status::switching_protocols && upgrade;
+    bool upstream_keep_alive = response.keep_alive();
+    remove_hop_by_hop(response.base(), switching);
+    if (switching) {
+      response.set(http::field::connection, "upgrade");
+    } else {
+      // A response with explicit framing ends without closing the upstream, so the client
+      // connection can stay open even when the upstream one does not.
+      int code = response.result_int();
+      bool framed = response.has_content_length() || response.chunked() || head_request || code == 204 ||
+                    code == 304;
+      response.keep_alive(client_keep_alive && (upstream_keep_alive || framed));
+    }
+    response.set("Proxy-Agent", kProxyAgent);
+    if (auto ec = co_await transfer_message<false>(*upstream.stream, upstream_buffer, *response_parser, client); ec) {
+      session.finish(ec);
+      co_return false;
+    }
+    if (switching) {
+      co_await asio::async_write(client, upstream_buffer.data(), kUseTuple);
+      co_await asio::async_write(*upstream.stream, buffer.data(), kUseTuple);
+      session.finish(co_await relay(client, *upstream.stream, ctx.relay));
+      co_return false;
+    }
+    spdlog::info("{}: {} {} http://{}{} -> {}", ctx.service, peer, std::string(request.method_string()),
+                 proxy.authority, proxy.origin_form, response.result_int());
+    if (!upstream_keep_alive) upstream.drop();
+    co_return client_keep_alive && response.keep_alive();
   }
 
   asio::awaitable<void> tunnel(StreamPtr client, beast::flat_buffer& buffer, const std::string& authority,
@@ -232,7 +297,8 @@ class HttpHandler final : public Handler {
                              common::str_cat("cannot reach ", authority, ": ", upstream.error().message()), "");
       co_return;
     }
-    std::string established = common::str_cat("HTTP/1.1 200 Connection established\r\nProxy-Agent: ", kProxyAgent, "\r\n\r\n");
+    std::string established =
+        common::str_cat("HTTP/1.1 200 Connection established\r\nProxy-Agent: ", kProxyAgent, "\r\n\r\n");
     auto [write_error, unused] = co_await asio::async_write(*client, asio::buffer(established), kUseTuple);
     if (write_error) {
       session.finish(write_error);

@@ -32,7 +32,7 @@ absl::StatusOr<std::unique_ptr<Handler>> make_handler(const config::v1::ServiceC
   for (const auto& entry : kHandlers) {
     if (type == entry.type) return entry.make(service);
   }
-  return absl::InvalidArgumentError(common::str_cat("service ", service.name(), ": unknown handler type \"", type,
+  return absl::InvalidArgumentError(common::str_cat("unknown handler type \"", type,
                                                  "\"; known: ", common::join(handler_types(), ", ")));
 }
 

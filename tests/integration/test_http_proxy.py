@@ -135,7 +135,7 @@ class HttpProxyTest(st.StraitTestCase):
     def test_garbage_is_400_and_logged(self):
         client_port, reply = self.raw_exchange(b"\x00\x01garbage\r\n\r\n")
         self.assertTrue(reply.startswith(b"HTTP/1.1 400"), reply[:200])
-        self.agent.wait_log(rf"service-0: 127\.0\.0\.1:{client_port}: refused: malformed request")
+        self.agent.wait_log(rf"service-0: 127\.0\.0\.1:{client_port}: refused 400: malformed request")
 
     def test_huge_header_block_is_431_and_logged(self):
         head = f"GET {self.origin_url}/small HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
@@ -143,7 +143,7 @@ class HttpProxyTest(st.StraitTestCase):
         self.assertGreater(len(head), 70 * 1024)
         client_port, reply = self.raw_exchange(head)
         self.assertTrue(reply.startswith(b"HTTP/1.1 431"), reply[:200])
-        self.agent.wait_log(rf"service-0: 127\.0\.0\.1:{client_port}: refused: request head larger than")
+        self.agent.wait_log(rf"service-0: 127\.0\.0\.1:{client_port}: refused 431: request head larger than")
         self.assertEqual(self.origin_server.server.requests, [], "an oversized request reached the origin")
 
     def test_relative_uri_is_400(self):
