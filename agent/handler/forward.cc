@@ -14,17 +14,27 @@ class ForwardHandler final : public Handler {
 
   asio::awaitable<void> handle(StreamPtr client, const HandlerContext& ctx) const override {
     SessionLog session(ctx.service, *client);
-    if (!ctx.forwarder || ctx.forwarder->targets.empty()) {
-      session.finish(ProxyError::kNoTarget);
+    auto upstream = co_await dial_target(*client, ctx, session);
+    if (!upstream) {
+      session.finish(upstream.error());
       co_return;
     }
+    session.finish(co_await relay(*client, **upstream, ctx.relay));
+  }
+
+ private:
+  // Tries the targets in selector order. Kept apart from handle() so its temporaries do
+  // not stay in the frame of a long-lived connection.
+  asio::awaitable<Result<StreamPtr>> dial_target(Stream& client, const HandlerContext& ctx,
+                                                 SessionLog& session) const {
+    if (!ctx.forwarder || ctx.forwarder->targets.empty()) co_return ProxyError::kNoTarget;
     auto& forwarder = *ctx.forwarder;
-    std::string peer = client->remote_address();
+    std::string peer = client.remote_address();
     Result<StreamPtr> upstream = ProxyError::kNoTarget;
     for (size_t index : forwarder.selector->order(peer)) {
       const std::string& target = forwarder.targets[index];
       session.set_target(target);
-      upstream = co_await ctx.router->dial(client->get_executor(), network_, target, peer);
+      upstream = co_await ctx.router->dial(client.get_executor(), network_, target, peer);
       if (upstream) {
         forwarder.selector->mark_ok(index);
         break;
@@ -33,15 +43,9 @@ class ForwardHandler final : public Handler {
       spdlog::warn("{}: {} -> {} ({}): {}", ctx.service, peer, target, forwarder.names[index],
                    upstream.error().message());
     }
-    if (!upstream) {
-      session.finish(upstream.error());
-      co_return;
-    }
-    auto result = co_await relay(*client, **upstream, ctx.relay);
-    session.finish(result);
+    co_return upstream;
   }
 
- private:
   Network network_;
 };
 

@@ -26,6 +26,7 @@ T run_for(asio::io_context& io, asio::awaitable<T> body, std::chrono::seconds li
   asio::co_spawn(io, std::move(body), [&](std::exception_ptr e, T value) {
     failure = e;
     if (!e) result = std::move(value);
+    io.stop();  // listeners and timers left behind must not keep the test running
   });
   io.restart();
   io.run_for(limit);
@@ -40,6 +41,7 @@ inline void run_for(asio::io_context& io, asio::awaitable<void> body, std::chron
   asio::co_spawn(io, std::move(body), [&](std::exception_ptr e) {
     failure = e;
     done = true;
+    io.stop();  // listeners and timers left behind must not keep the test running
   });
   io.restart();
   io.run_for(limit);
