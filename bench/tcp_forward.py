@@ -7,8 +7,8 @@ socat (fork mode) and through haproxy (mode tcp, splice). Prints Gbit/s and the 
 strait/haproxy, strait/socat and strait/direct. Then opens N idle connections through
 strait-agent and haproxy and prints the RSS growth per connection.
 
-Usage: python3 bench/tcp_forward.py [--agent build/release/agent/strait-agent] [--seconds 5]
-       [--idle 5000]
+Usage: python3 bench/tcp_forward.py [--agent build/release/agent/strait-agent] [--seconds 3]
+       [--rounds 3] [--idle 5000]
 """
 import argparse
 import asyncio
@@ -17,6 +17,7 @@ import os
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,7 +151,8 @@ def idle_memory(proc, port, count, settle):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--agent", default="build/release/agent/strait-agent")
-    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle", type=int, default=5000)
     args = parser.parse_args()
     for tool in ("iperf3", "socat", "haproxy"):
@@ -168,11 +170,16 @@ def main():
         ports = {name: free_port() for name in ("strait", "socat", "haproxy")}
         procs = {"strait": peers.strait(ports["strait"]), "socat": peers.socat(ports["socat"]),
                  "haproxy": peers.haproxy(ports["haproxy"])}
-        print(f"# tcp forward throughput, iperf3 {args.seconds}s per run, Gbit/s")
+        print(f"# tcp forward throughput, iperf3 {args.seconds}s per run, median of {args.rounds} interleaved "
+              f"rounds, Gbit/s")
+        targets = {"direct": target_port, **ports}
         for streams in (1, 64):
-            results = {"direct": iperf(target_port, streams, args.seconds)}
-            for name in ("strait", "socat", "haproxy"):
-                results[name] = iperf(ports[name], streams, args.seconds)
+            samples = {name: [] for name in targets}
+            # Interleaving the peers round by round spreads the machine's noise over all of them.
+            for _ in range(args.rounds):
+                for name, port in targets.items():
+                    samples[name].append(iperf(port, streams, args.seconds))
+            results = {name: statistics.median(values) for name, values in samples.items()}
             line = "  ".join(f"{k}={v:.2f}" for k, v in results.items())
             print(f"streams={streams:<3} {line}")
             print(f"streams={streams:<3} strait/haproxy={results['strait'] / results['haproxy']:.2f}  "

@@ -30,11 +30,13 @@ class ForwardHandler final : public Handler {
     if (!ctx.forwarder || ctx.forwarder->targets.empty()) co_return ProxyError::kNoTarget;
     auto& forwarder = *ctx.forwarder;
     std::string peer = client.remote_address();
+    // The `hash` strategy keeps a client host on one target, whatever its source port.
+    std::string_view client_host = std::string_view(peer).substr(0, peer.rfind(':'));
     Result<StreamPtr> upstream = ProxyError::kNoTarget;
-    for (size_t index : forwarder.selector->order(peer)) {
+    for (size_t index : forwarder.selector->order(client_host)) {
       const std::string& target = forwarder.targets[index];
       session.set_target(target);
-      upstream = co_await ctx.router->dial(client.get_executor(), network_, target, peer);
+      upstream = co_await ctx.router->dial(client.get_executor(), network_, target, client_host);
       if (upstream) {
         forwarder.selector->mark_ok(index);
         break;

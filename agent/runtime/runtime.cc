@@ -214,15 +214,7 @@ absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
     draining_.push_back({it->second.service, deadline});
     it = running_.erase(it);
   }
-  current_ = std::move(snapshot);
   return absl::OkStatus();
-}
-
-std::vector<std::pair<std::string, common::HostPort>> Runtime::services() const {
-  std::lock_guard lock(mutex_);
-  std::vector<std::pair<std::string, common::HostPort>> out;
-  for (const auto& [name, running] : running_) out.emplace_back(name, running.service->bound_address());
-  return out;
 }
 
 void Runtime::reap_draining() {

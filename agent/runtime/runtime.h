@@ -25,9 +25,6 @@ class Runtime {
   // start their new listeners first (SO_REUSEPORT) and drain the old; removed ones drain.
   absl::Status apply(std::shared_ptr<const config::v1::Config> snapshot);
 
-  // Services that are serving now, by name, with their bound addresses.
-  std::vector<std::pair<std::string, common::HostPort>> services() const;
-
   // Ends draining services whose connections are gone or whose grace period is over.
   void reap_draining();
   // Stops accepting everywhere; returns once every connection ended or `grace` passed (then
@@ -49,7 +46,6 @@ class Runtime {
   mutable std::mutex mutex_;  // guards the maps below; apply is rare and off the data path
   std::map<std::string, Running> running_;
   std::vector<Draining> draining_;
-  std::shared_ptr<const config::v1::Config> current_;
 };
 
 }  // namespace strait::agent
