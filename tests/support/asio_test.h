@@ -58,6 +58,12 @@ inline std::string address_of(const asio::ip::tcp::acceptor& acceptor) {
   return "127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
 }
 
+// A loopback address nothing listens on (bound once by the kernel, then closed).
+inline std::string closed_loopback_address(asio::io_context& io) {
+  auto acceptor = loopback_acceptor(io);
+  return address_of(acceptor);
+}
+
 // Deterministic pseudo-random payload of `size` bytes.
 inline std::string payload(size_t size, unsigned seed = 1) {
   std::string out(size, '\0');

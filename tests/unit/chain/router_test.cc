@@ -55,9 +55,7 @@ TEST(Router, DialsDirectlyWithoutChain) {
 
 TEST(Router, FailedNodeGivesWayToTheNextNodeOfTheHop) {
   asio::io_context io;
-  auto dead = testing::loopback_acceptor(io);
-  std::string dead_address = testing::address_of(dead);
-  dead.close();
+  std::string dead_address = testing::closed_loopback_address(io);
   auto proxy = testing::loopback_acceptor(io);
   auto config = chain_config({{dead_address, testing::address_of(proxy)}});
   auto chain = build_chain(config.chains(0), config);

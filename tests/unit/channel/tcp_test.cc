@@ -59,9 +59,7 @@ TEST(TcpChannel, ReusePortLetsEveryWorkerBindTheSamePort) {
 
 TEST(TcpChannel, DialErrorsAreValues) {
   asio::io_context io;
-  auto acceptor = testing::loopback_acceptor(io);
-  std::string closed = testing::address_of(acceptor);
-  acceptor.close();
+  std::string closed = testing::closed_loopback_address(io);
   auto dialer = make_tcp_dialer();
   run_for(io, [&]() -> asio::awaitable<void> {
     auto refused = co_await dialer->dial(io.get_executor(), closed, Network::kTcp, {});

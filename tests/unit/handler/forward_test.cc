@@ -18,9 +18,7 @@ using testing::run_for;
 
 TEST(ForwardHandler, SkipsAnUnreachableTargetAndRelays) {
   asio::io_context io;
-  auto dead = testing::loopback_acceptor(io);
-  std::string dead_address = testing::address_of(dead);
-  dead.close();
+  std::string dead_address = testing::closed_loopback_address(io);
   auto target = testing::loopback_acceptor(io);
   HandlerContext context;
   context.service = "service-0";
@@ -57,9 +55,7 @@ TEST(ForwardHandler, SkipsAnUnreachableTargetAndRelays) {
 
 TEST(ForwardHandler, ClosesTheClientWhenNoTargetIsReachable) {
   asio::io_context io;
-  auto dead = testing::loopback_acceptor(io);
-  std::string dead_address = testing::address_of(dead);
-  dead.close();
+  std::string dead_address = testing::closed_loopback_address(io);
   HandlerContext context;
   context.service = "service-0";
   context.router = std::make_shared<Router>(nullptr, 0, DialOptions{});

@@ -131,9 +131,7 @@ TEST_F(HttpHandlerTest, ConnectTunnelsAfter200) {
 }
 
 TEST_F(HttpHandlerTest, UnreachableTargetIs502) {
-  auto closed = testing::loopback_acceptor(io_);
-  std::string address = testing::address_of(closed);
-  closed.close();
+  std::string address = testing::closed_loopback_address(io_);
   EXPECT_EQ(exchange("CONNECT " + address + " HTTP/1.1\r\n\r\n", 0).substr(0, 12), "HTTP/1.1 502");
   EXPECT_EQ(exchange("GET http://" + address + "/ HTTP/1.1\r\n\r\n", 0).substr(0, 12), "HTTP/1.1 502");
 }
