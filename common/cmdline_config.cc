@@ -40,6 +40,13 @@ absl::Status unknown_word_error(std::string_view arg, std::string_view word, std
       "; known ", role_b, "s: ", join(known_b, ", ")));
 }
 
+// A URL without a handler means GOST's `auto`; say so rather than "unknown type auto".
+absl::Status missing_auto_error(std::string_view arg, const KnownTypes& known) {
+  return absl::InvalidArgumentError(
+      str_cat("\"", arg, "\": names no handler, which means GOST's auto handler (HTTP and SOCKS on one port); ",
+              "this agent does not have it yet, so name one: ", join(known.handlers, ", ")));
+}
+
 struct TlsKeys {
   std::string cert, key, ca;
 };
@@ -117,6 +124,7 @@ absl::Status add_service(Config& config, std::string_view arg, const KnownTypes&
   std::string listener = url->second;
   bool handler_known = contains(known.handlers, handler);
   bool listener_known = contains(known.listeners, listener);
+  if (handler == "auto" && !handler_known) return missing_auto_error(arg, known);
   if (url->one_word ? !(handler_known || listener_known) : !handler_known) {
     return unknown_word_error(arg, handler, "handler", known.handlers, "listener", known.listeners);
   }
@@ -139,6 +147,7 @@ absl::Status add_service(Config& config, std::string_view arg, const KnownTypes&
     handler = kForwardListeners.contains(listener) ? listener : "forward";
   }
   if (!contains(known.handlers, handler)) {
+    if (handler == "auto") return missing_auto_error(arg, known);
     return unknown_word_error(arg, handler, "handler", known.handlers, "listener", known.listeners);
   }
 

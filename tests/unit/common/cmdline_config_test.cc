@@ -116,6 +116,15 @@ TEST(CmdlineConfig, UnknownTypesListTheKnownOnes) {
   EXPECT_FALSE(build_config_from_cmdline({}, {"foo://a:1"}, known()).ok());
 }
 
+TEST(CmdlineConfig, ExplainsAMissingAutoHandler) {
+  KnownTypes without_auto = known();
+  std::erase(without_auto.handlers, "auto");
+  auto config = build_config_from_cmdline({":8080"}, {}, without_auto);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("GOST's auto handler"), std::string::npos);
+  EXPECT_NE(config.status().message().find("http"), std::string::npos);
+}
+
 TEST(CmdlineConfig, RefusesPoliciesItCannotEnforce) {
   auto config = build_config_from_cmdline({"http://:8080?bypass=10.0.0.0/8"}, {}, known());
   ASSERT_FALSE(config.ok());
