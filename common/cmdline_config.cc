@@ -52,28 +52,35 @@ struct TlsKeys {
 };
 
 // Removes GOST's TLS query aliases from the query and returns their values.
-TlsKeys take_tls_keys(std::vector<std::pair<std::string, std::string>>& query) {
-  TlsKeys tls;
-  auto take = [&](std::initializer_list<std::string_view> names, std::string& out) {
-    for (auto it = query.begin(); it != query.end();) {
-      bool match = false;
-      for (auto name : names) match = match || iequals(it->first, name);
-      if (match) {
-        if (out.empty()) out = it->second;
-        it = query.erase(it);
-      } else {
-        ++it;
-      }
+using Query = std::vector<std::pair<std::string, std::string>>;
+
+// Removes every key matching one of `names` (GOST's aliases, case-insensitive) from the
+// query and returns the first value found.
+std::string take_key(Query& query, std::initializer_list<std::string_view> names) {
+  std::string value;
+  bool found = false;
+  std::erase_if(query, [&](const auto& entry) {
+    for (auto name : names) {
+      if (!iequals(entry.first, name)) continue;
+      if (!found) value = entry.second;
+      found = true;
+      return true;
     }
-  };
-  take({"tls.certFile", "certFile", "cert"}, tls.cert);
-  take({"tls.keyFile", "keyFile", "key"}, tls.key);
-  take({"tls.caFile", "caFile", "ca"}, tls.ca);
+    return false;
+  });
+  return value;
+}
+
+TlsKeys take_tls_keys(Query& query) {
+  TlsKeys tls;
+  tls.cert = take_key(query, {"tls.certFile", "certFile", "cert"});
+  tls.key = take_key(query, {"tls.keyFile", "keyFile", "key"});
+  tls.ca = take_key(query, {"tls.caFile", "caFile", "ca"});
   return tls;
 }
 
 absl::Status reject_unsupported(std::string_view arg,
-                                const std::vector<std::pair<std::string, std::string>>& query) {
+                                const Query& query) {
   for (const auto& [key, value] : query) {
     if (kUnsupportedKeys.contains(to_lower(key))) {
       return absl::UnimplementedError(str_cat("\"", arg, "\": query parameter \"", key,
@@ -84,7 +91,7 @@ absl::Status reject_unsupported(std::string_view arg,
 }
 
 // Takes strategy/maxFails/failTimeout out of the query; GOST's defaults apply once any is given.
-std::optional<config::v1::SelectorConfig> take_selector(std::vector<std::pair<std::string, std::string>>& query,
+std::optional<config::v1::SelectorConfig> take_selector(Query& query,
                                                         absl::Status& error) {
   std::optional<config::v1::SelectorConfig> selector;
   for (auto it = query.begin(); it != query.end();) {
@@ -238,19 +245,8 @@ absl::Status add_hop(config::v1::ChainConfig& chain, std::string_view arg, const
 
   auto query = url->query;
   TlsKeys tls = take_tls_keys(query);
-  std::string secure, server_name;
-  for (auto it = query.begin(); it != query.end();) {
-    if (iequals(it->first, "tls.secure") || iequals(it->first, "secure")) {
-      secure = it->second;
-      it = query.erase(it);
-    } else if (iequals(it->first, "tls.servername") ||
-               iequals(it->first, "servername")) {
-      server_name = it->second;
-      it = query.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  std::string secure = take_key(query, {"tls.secure", "secure"});
+  std::string server_name = take_key(query, {"tls.serverName", "serverName"});
   absl::Status selector_error;
   auto selector = take_selector(query, selector_error);
   if (!selector_error.ok()) return selector_error;
