@@ -4,6 +4,7 @@
 
 #include "agent/chain/errors.h"
 #include "agent/service/session_log.h"
+#include "common/strings.h"
 
 namespace strait::agent {
 namespace {
@@ -51,14 +52,24 @@ class ForwardHandler final : public Handler {
   Network network_;
 };
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<Handler>> make_tcp_forward_handler(const config::v1::ServiceConfig&) {
-  return std::make_unique<ForwardHandler>(Network::kTcp);
+absl::StatusOr<std::unique_ptr<Handler>> make_forward_handler(const config::v1::ServiceConfig& service,
+                                                              Network network) {
+  if (service.forwarder().nodes().empty()) {
+    return absl::InvalidArgumentError(common::str_cat("handler ", service.handler().type(),
+                                                      " forwards to targets but none are given "
+                                                      "(e.g. tcp://:8080/host:80 or forwarder.nodes)"));
+  }
+  return std::make_unique<ForwardHandler>(network);
 }
 
-absl::StatusOr<std::unique_ptr<Handler>> make_udp_forward_handler(const config::v1::ServiceConfig&) {
-  return std::make_unique<ForwardHandler>(Network::kUdp);
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Handler>> make_tcp_forward_handler(const config::v1::ServiceConfig& service) {
+  return make_forward_handler(service, Network::kTcp);
+}
+
+absl::StatusOr<std::unique_ptr<Handler>> make_udp_forward_handler(const config::v1::ServiceConfig& service) {
+  return make_forward_handler(service, Network::kUdp);
 }
 
 }  // namespace strait::agent

@@ -51,6 +51,24 @@ absl::StatusOr<std::chrono::nanoseconds> duration_key(const google::protobuf::St
   return fallback;
 }
 
+absl::StatusOr<std::shared_ptr<const Forwarder>> build_forwarder(const config::v1::ForwarderConfig& config) {
+  auto forwarder = std::make_shared<Forwarder>();
+  for (const auto& node : config.nodes()) {
+    std::string target = node.addr();
+    if (auto parsed = common::parse_host_port(target); !parsed.ok()) {
+      return absl::InvalidArgumentError(common::str_cat("forwarder node ", node.name(), ": ", parsed.status().message()));
+    }
+    // ":80" means this host, as GOST's empty host does.
+    if (target.front() == ':') target = "127.0.0.1" + target;
+    forwarder->names.push_back(node.name());
+    forwarder->targets.push_back(target);
+  }
+  auto selector = parse_selector(config.selector());
+  if (!selector.ok()) return selector.status();
+  forwarder->selector = std::make_unique<Selector>(*selector, forwarder->targets.size());
+  return std::shared_ptr<const Forwarder>(std::move(forwarder));
+}
+
 absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Config& config,
                                          const std::map<std::string, std::shared_ptr<const Chain>>& chains,
                                          const std::map<std::string, std::string>& chain_fingerprints) {
@@ -91,28 +109,9 @@ absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Con
   for (const auto& named : config.authers()) fingerprint += deterministic_bytes(named);
 
   if (service.forwarder().nodes_size() > 0) {
-    auto forwarder = std::make_shared<Forwarder>();
-    for (const auto& node : service.forwarder().nodes()) {
-      std::string target = node.addr();
-      if (auto parsed = common::parse_host_port(target); !parsed.ok()) {
-        return service_error(service, absl::InvalidArgumentError(
-                                          common::str_cat("forwarder node ", node.name(), ": ", parsed.status().message())));
-      }
-      // ":80" means this host, as GOST's empty host does.
-      if (target.front() == ':') target = "127.0.0.1" + target;
-      forwarder->names.push_back(node.name());
-      forwarder->targets.push_back(target);
-    }
-    auto selector = parse_selector(service.forwarder().selector());
-    if (!selector.ok()) return service_error(service, selector.status());
-    forwarder->selector = std::make_unique<Selector>(*selector, forwarder->targets.size());
-    context->forwarder = std::move(forwarder);
-  }
-  const std::string& handler_type = service.handler().type();
-  if ((handler_type == "tcp" || handler_type == "udp" || handler_type == "forward") && !context->forwarder) {
-    return service_error(service, absl::InvalidArgumentError(
-                                      common::str_cat("handler ", handler_type, " forwards to targets but none are given "
-                                                   "(e.g. tcp://:8080/host:80 or forwarder.nodes)")));
+    auto forwarder = build_forwarder(service.forwarder());
+    if (!forwarder.ok()) return service_error(service, forwarder.status());
+    context->forwarder = *std::move(forwarder);
   }
   bool udp = listener_type == "udp";
   auto idle = duration_key(service.metadata(), "idleTimeout", std::chrono::nanoseconds{0});

@@ -16,6 +16,21 @@ using namespace asio::experimental::awaitable_operators;
 using testing::kUseTuple;
 using testing::run_for;
 
+config::v1::ServiceConfig service_with_target() {
+  config::v1::ServiceConfig service;
+  service.mutable_handler()->set_type("tcp");
+  service.mutable_forwarder()->add_nodes()->set_addr("127.0.0.1:1");
+  return service;
+}
+
+TEST(ForwardHandler, NeedsTargets) {
+  config::v1::ServiceConfig service;
+  service.mutable_handler()->set_type("udp");
+  auto handler = make_udp_forward_handler(service);
+  ASSERT_FALSE(handler.ok());
+  EXPECT_NE(handler.status().message().find("handler udp forwards to targets but none are given"), std::string::npos);
+}
+
 TEST(ForwardHandler, SkipsAnUnreachableTargetAndRelays) {
   asio::io_context io;
   std::string dead_address = testing::closed_loopback_address(io);
@@ -28,7 +43,7 @@ TEST(ForwardHandler, SkipsAnUnreachableTargetAndRelays) {
   forwarder->targets = {dead_address, testing::address_of(target)};
   forwarder->selector = std::make_unique<Selector>(SelectorOptions{Strategy::kFifo, 1, std::chrono::seconds(30)}, 2);
   context.forwarder = forwarder;
-  auto handler = make_tcp_forward_handler({});
+  auto handler = make_tcp_forward_handler(service_with_target());
   ASSERT_TRUE(handler.ok());
   run_for(io, [&]() -> asio::awaitable<void> {
     auto [client_app, client_socket] = co_await testing::tcp_pair();
@@ -64,7 +79,7 @@ TEST(ForwardHandler, ClosesTheClientWhenNoTargetIsReachable) {
   forwarder->targets = {dead_address};
   forwarder->selector = std::make_unique<Selector>(SelectorOptions{}, 1);
   context.forwarder = forwarder;
-  auto handler = make_tcp_forward_handler({});
+  auto handler = make_tcp_forward_handler(service_with_target());
   run_for(io, [&]() -> asio::awaitable<void> {
     auto [client_app, client_socket] = co_await testing::tcp_pair();
     co_await (*handler)->handle(std::make_unique<TcpStream>(std::move(client_socket)), context);
