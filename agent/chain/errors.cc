@@ -15,6 +15,7 @@ class ProxyErrorCategory final : public boost::system::error_category {
       case ProxyError::kBadResponse: return "malformed reply from the hop";
       case ProxyError::kUnsupportedNetwork: return "the hop's protocol cannot carry this network";
       case ProxyError::kNoTarget: return "no forward target available";
+      case ProxyError::kForbidden: return "target not allowed by the hop";
     }
     return "unknown proxy error";
   }

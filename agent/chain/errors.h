@@ -11,6 +11,7 @@ enum class ProxyError {
   kBadResponse,            // the hop answered with something that is not its protocol
   kUnsupportedNetwork,     // e.g. UDP through an HTTP CONNECT hop
   kNoTarget,               // a forward service without a usable target
+  kForbidden,              // the hop's rules do not allow this target (SOCKS5 reply 2)
 };
 
 const boost::system::error_category& proxy_error_category();

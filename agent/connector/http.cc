@@ -8,6 +8,7 @@
 
 #include "absl/strings/escaping.h"
 #include "agent/chain/errors.h"
+#include "agent/connector/connector_options.h"
 #include "common/prefixed_stream.h"
 #include "common/strings.h"
 
@@ -17,17 +18,17 @@ namespace {
 using namespace asio::experimental::awaitable_operators;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kMaxResponseHead = 16 * 1024;
-constexpr auto kHandshakeTimeout = std::chrono::seconds(15);
 
 class HttpConnector final : public Connector {
  public:
-  explicit HttpConnector(std::string authorization) : authorization_(std::move(authorization)) {}
+  HttpConnector(std::string authorization, std::chrono::nanoseconds timeout)
+      : authorization_(std::move(authorization)), timeout_(timeout) {}
 
   asio::awaitable<Result<StreamPtr>> connect(StreamPtr tunnel, Network network, const std::string& target) override {
     if (network != Network::kTcp) co_return ProxyError::kUnsupportedNetwork;
     std::string request = common::str_cat("CONNECT ", target, " HTTP/1.1\r\nHost: ", target,
                                        "\r\nProxy-Connection: keep-alive\r\n", authorization_, "\r\n");
-    asio::steady_timer deadline(tunnel->get_executor(), kHandshakeTimeout);
+    asio::steady_timer deadline(tunnel->get_executor(), timeout_);
     auto exchange = [&]() -> asio::awaitable<Result<std::string>> {
       auto [write_error, unused] = co_await asio::async_write(*tunnel, asio::buffer(request), kUseTuple);
       if (write_error) co_return write_error;
@@ -55,6 +56,7 @@ class HttpConnector final : public Connector {
 
  private:
   std::string authorization_;  // "Proxy-Authorization: Basic ...\r\n" or empty
+  std::chrono::nanoseconds timeout_;
 };
 
 }  // namespace
@@ -72,13 +74,15 @@ std::optional<int> parse_http_status(std::string_view head) {
 }
 
 absl::StatusOr<std::unique_ptr<Connector>> make_http_connector(const config::v1::NodeConfig& node) {
-  const auto& auth = node.connector().has_auth() ? node.connector().auth() : node.auth();
+  const auto& auth = connector_auth(node);
   std::string authorization;
   if (!auth.username().empty()) {
     authorization = common::str_cat("Proxy-Authorization: Basic ",
                                  absl::Base64Escape(common::str_cat(auth.username(), ":", auth.password())), "\r\n");
   }
-  return std::make_unique<HttpConnector>(std::move(authorization));
+  auto timeout = connector_timeout(node.connector().metadata());
+  if (!timeout.ok()) return timeout.status();
+  return std::make_unique<HttpConnector>(std::move(authorization), *timeout);
 }
 
 }  // namespace strait::agent

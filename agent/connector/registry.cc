@@ -2,6 +2,8 @@
 
 #include "agent/connector/forward.h"
 #include "agent/connector/http.h"
+#include "agent/connector/socks4.h"
+#include "agent/connector/socks5.h"
 #include "common/strings.h"
 
 namespace strait::agent {
@@ -15,6 +17,10 @@ struct ConnectorEntry {
 constexpr ConnectorEntry kConnectors[] = {
     {"forward", make_forward_connector},
     {"http", make_http_connector},
+    {"socks4", make_socks4_connector},
+    {"socks4a", make_socks4_connector},
+    {"socks5", make_socks5_connector},
+    {"socks", make_socks5_connector},  // GOST alias
 };
 
 }  // namespace

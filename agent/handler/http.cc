@@ -9,9 +9,11 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/chain/errors.h"
+#include "agent/handler/handler_options.h"
 #include "agent/handler/http_request.h"
 #include "agent/service/session_log.h"
 #include "common/duration.h"
+#include "common/metadata.h"
 #include "common/stream_deadline.h"
 #include "common/strings.h"
 
@@ -24,7 +26,7 @@ constexpr size_t kBodyChunk = 16 * 1024;
 constexpr std::string_view kProxyAgent = "strait";
 
 struct HttpOptions {
-  std::chrono::nanoseconds read_timeout = std::chrono::seconds(15);
+  std::chrono::nanoseconds read_timeout;
   std::string realm = "strait";
 };
 
@@ -52,6 +54,7 @@ void remove_hop_by_hop(http::fields& fields, bool keep_upgrade) {
 int status_for_dial_error(const error_code& ec) {
   if (ec == asio::error::timed_out) return 504;
   if (ec == ProxyError::kUnsupportedNetwork) return 501;
+  if (ec == ProxyError::kForbidden) return 403;
   return 502;
 }
 
@@ -322,17 +325,11 @@ class HttpHandler final : public Handler {
 
 absl::StatusOr<std::unique_ptr<Handler>> make_http_handler(const config::v1::ServiceConfig& service) {
   HttpOptions options;
-  const auto& fields = service.handler().metadata().fields();
-  for (const auto& [key, value] : fields) {
-    std::string lower = common::to_lower(key);
-    if (lower == "readtimeout") {
-      auto timeout = common::parse_duration(value.string_value());
-      if (!timeout.ok()) return absl::InvalidArgumentError(common::str_cat("handler.metadata.readTimeout: ", timeout.status().message()));
-      options.read_timeout = *timeout;
-    } else if (lower == "authbasicrealm") {
-      options.realm = value.string_value();
-    }
-  }
+  const auto& metadata = service.handler().metadata();
+  auto timeout = handler_read_timeout(metadata);
+  if (!timeout.ok()) return timeout.status();
+  options.read_timeout = *timeout;
+  options.realm = common::metadata_string(metadata, "authBasicRealm").value_or(options.realm);
   return std::make_unique<HttpHandler>(std::move(options));
 }
 

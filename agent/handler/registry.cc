@@ -1,7 +1,10 @@
 #include "agent/handler/registry.h"
 
+#include "agent/handler/auto.h"
 #include "agent/handler/forward.h"
 #include "agent/handler/http.h"
+#include "agent/handler/socks4.h"
+#include "agent/handler/socks5.h"
 #include "common/strings.h"
 
 namespace strait::agent {
@@ -13,7 +16,12 @@ struct HandlerEntry {
 };
 
 constexpr HandlerEntry kHandlers[] = {
+    {"auto", make_auto_handler},
     {"http", make_http_handler},
+    {"socks5", make_socks5_handler},
+    {"socks", make_socks5_handler},  // GOST alias
+    {"socks4", make_socks4_handler},
+    {"socks4a", make_socks4_handler},
     {"tcp", make_tcp_forward_handler},
     {"forward", make_tcp_forward_handler},
     {"udp", make_udp_forward_handler},

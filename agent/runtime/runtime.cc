@@ -8,6 +8,7 @@
 #include "agent/handler/registry.h"
 #include "common/address.h"
 #include "common/duration.h"
+#include "common/metadata.h"
 #include "common/strings.h"
 
 namespace strait::agent {
@@ -37,18 +38,6 @@ std::string deterministic_bytes(const google::protobuf::Message& message) {
 
 absl::Status service_error(const ServiceConfig& service, const absl::Status& status) {
   return absl::Status(status.code(), common::str_cat("service ", service.name(), ": ", status.message()));
-}
-
-absl::StatusOr<std::chrono::nanoseconds> duration_key(const google::protobuf::Struct& metadata, std::string_view key,
-                                                      std::chrono::nanoseconds fallback) {
-  for (const auto& [name, value] : metadata.fields()) {
-    if (common::iequals(name, key)) {
-      auto parsed = common::parse_duration(value.string_value());
-      if (!parsed.ok()) return absl::InvalidArgumentError(common::str_cat("metadata ", name, ": ", parsed.status().message()));
-      return *parsed;
-    }
-  }
-  return fallback;
 }
 
 absl::StatusOr<std::shared_ptr<const Forwarder>> build_forwarder(const config::v1::ForwarderConfig& config) {
@@ -114,13 +103,13 @@ absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Con
     context->forwarder = *std::move(forwarder);
   }
   bool udp = listener_type == "udp";
-  auto idle = duration_key(service.metadata(), "idleTimeout", std::chrono::nanoseconds{0});
+  auto idle = common::metadata_duration(service.metadata(), "idleTimeout");
   if (!idle.ok()) return service_error(service, idle.status());
-  context->relay.idle_timeout = *idle;
+  context->relay.idle_timeout = idle->value_or(std::chrono::nanoseconds{0});
   if (udp) {
-    auto ttl = duration_key(service.listener().metadata(), "ttl", std::chrono::seconds(5));
+    auto ttl = common::metadata_duration(service.listener().metadata(), "ttl");
     if (!ttl.ok()) return service_error(service, ttl.status());
-    context->relay.idle_timeout = *ttl;
+    context->relay.idle_timeout = ttl->value_or(std::chrono::seconds(5));
   }
   prepared.context = std::move(context);
   prepared.fingerprint = std::move(fingerprint);

@@ -1,0 +1,13 @@
+#pragma once
+
+#include "agent/handler/handler.h"
+
+namespace strait::agent {
+
+// socks5 / socks: SOCKS5 proxy (RFC 1928) with username/password auth (RFC 1929) when the
+// service has an auther. CONNECT; BIND with `bind=true`; UDP ASSOCIATE and GOST's UDP over
+// TCP (command 0xF3) with `udp=true`. Unknown commands and address types get the protocol's
+// refusal code and a log line.
+absl::StatusOr<std::unique_ptr<Handler>> make_socks5_handler(const config::v1::ServiceConfig& service);
+
+}  // namespace strait::agent
