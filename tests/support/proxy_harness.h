@@ -4,6 +4,7 @@
 // and a raw client socket, all on one io_context and bounded by run_for.
 
 #include <memory>
+#include <set>
 #include <string>
 
 #include <boost/asio/co_spawn.hpp>
@@ -18,17 +19,56 @@
 
 namespace strait::testing {
 
-// Serves every connection accepted on `acceptor` with `handler` until the io_context stops.
-// The handler and context must outlive the io_context's run.
-inline asio::awaitable<void> serve(asio::ip::tcp::acceptor& acceptor, const agent::Handler& handler,
-                                   const agent::HandlerContext& context) {
-  for (;;) {
-    auto [error, socket] = co_await acceptor.async_accept(kUseTuple);
-    if (error) co_return;
-    asio::co_spawn(acceptor.get_executor(),
-                   handler.handle(std::make_unique<agent::TcpStream>(std::move(socket)), context), asio::detached);
+// A handler served on a loopback port. Its connections are tracked so that finish() can
+// close them and let every handler coroutine end before the io_context goes away (a relay
+// left in flight would otherwise be destroyed mid-operation and reported as a leak).
+class ServedHandler {
+ public:
+  ServedHandler(asio::io_context& io, const agent::Handler& handler, const agent::HandlerContext& context)
+      : io_(io), acceptor_(loopback_acceptor(io)), handler_(handler), context_(context) {}
+  ~ServedHandler() { finish(); }
+
+  uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  // Accepts and serves until finish(); spawn it on the io_context.
+  asio::awaitable<void> serve() {
+    for (;;) {
+      auto [error, socket] = co_await acceptor_.async_accept(kUseTuple);
+      if (error) co_return;
+      ++active_;
+      asio::co_spawn(io_, serve_one(std::make_unique<agent::TcpStream>(std::move(socket))),
+                     [this](std::exception_ptr) { --active_; });
+    }
   }
-}
+
+  // Closes the listener and every open connection, then runs the io_context until their
+  // handlers have returned (at most a few seconds).
+  void finish() {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    for (agent::Stream* stream : open_) stream->close();
+    io_.restart();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (active_ > 0 && std::chrono::steady_clock::now() < deadline) io_.run_one_for(std::chrono::milliseconds(50));
+  }
+
+ private:
+  asio::awaitable<void> serve_one(agent::StreamPtr stream) {
+    agent::Stream* raw = stream.get();
+    open_.insert(raw);
+    co_await handler_.handle(std::move(stream), context_);
+    open_.erase(raw);
+  }
+
+  asio::io_context& io_;
+  asio::ip::tcp::acceptor acceptor_;
+  const uint16_t port_ = acceptor_.local_endpoint().port();
+  const agent::Handler& handler_;
+  const agent::HandlerContext& context_;
+  std::set<agent::Stream*> open_;
+  int active_ = 0;
+};
 
 // Echoes each accepted connection's bytes until its EOF; counts connections.
 inline asio::awaitable<void> echo(asio::ip::tcp::acceptor& acceptor, int& accepted) {

@@ -16,15 +16,15 @@ using testing::run_for;
 
 TEST(AutoHandler, ServesHttpSocks4AndSocks5OnOnePort) {
   asio::io_context io;
-  auto proxy = testing::loopback_acceptor(io);
   auto target = testing::loopback_acceptor(io);
   auto context = testing::direct_context();
   auto handler = make_auto_handler(config::v1::ServiceConfig());
   ASSERT_TRUE(handler.ok()) << handler.status();
+  testing::ServedHandler proxy(io, **handler, *context);
   int accepted = 0;
   std::vector<std::string> answers;
   run_for(io, [&]() -> asio::awaitable<void> {
-    asio::co_spawn(io, testing::serve(proxy, **handler, *context), asio::detached);
+    asio::co_spawn(io, proxy.serve(), asio::detached);
     asio::co_spawn(io, testing::echo(target, accepted), asio::detached);
     for (std::string type : {"http", "socks4", "socks5"}) {
       config::v1::NodeConfig node;
@@ -32,7 +32,7 @@ TEST(AutoHandler, ServesHttpSocks4AndSocks5OnOnePort) {
       auto connector = type == "http" ? make_http_connector(node)
                        : type == "socks4" ? make_socks4_connector(node)
                                           : make_socks5_connector(node);
-      auto socket = co_await connect_tcp(io.get_executor(), testing::address_of(proxy), std::chrono::seconds(5));
+      auto socket = co_await connect_tcp(io.get_executor(), proxy.address(), std::chrono::seconds(5));
       auto stream = co_await (*connector)->connect(std::make_unique<TcpStream>(std::move(*socket)), Network::kTcp,
                                                    testing::address_of(target));
       EXPECT_TRUE(stream) << type << ": " << stream.error().message();
@@ -49,24 +49,24 @@ TEST(AutoHandler, ServesHttpSocks4AndSocks5OnOnePort) {
 
 TEST(AutoHandler, AppliesTheServiceAuthToEveryProtocol) {
   asio::io_context io;
-  auto proxy = testing::loopback_acceptor(io);
   auto target = testing::loopback_acceptor(io);
   auto context = testing::direct_context();
   auto auther = std::make_shared<Auther>();
   auther->add("user", "pass");
   context->auther = auther;
   auto handler = make_auto_handler(config::v1::ServiceConfig());
+  testing::ServedHandler proxy(io, **handler, *context);
   int accepted = 0;
   std::vector<error_code> errors;
   run_for(io, [&]() -> asio::awaitable<void> {
-    asio::co_spawn(io, testing::serve(proxy, **handler, *context), asio::detached);
+    asio::co_spawn(io, proxy.serve(), asio::detached);
     asio::co_spawn(io, testing::echo(target, accepted), asio::detached);
     for (std::string type : {"http", "socks4", "socks5"}) {
       config::v1::NodeConfig node;
       auto connector = type == "http" ? make_http_connector(node)
                        : type == "socks4" ? make_socks4_connector(node)
                                           : make_socks5_connector(node);
-      auto socket = co_await connect_tcp(io.get_executor(), testing::address_of(proxy), std::chrono::seconds(5));
+      auto socket = co_await connect_tcp(io.get_executor(), proxy.address(), std::chrono::seconds(5));
       auto stream = co_await (*connector)->connect(std::make_unique<TcpStream>(std::move(*socket)), Network::kTcp,
                                                    testing::address_of(target));
       errors.push_back(stream ? error_code{} : stream.error());

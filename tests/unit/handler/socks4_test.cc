@@ -17,15 +17,13 @@ using testing::run_for;
 class Socks4HandlerTest : public ::testing::Test {
  protected:
   Socks4HandlerTest()
-      : proxy_(testing::loopback_acceptor(io_)), target_(testing::loopback_acceptor(io_)),
-        context_(testing::direct_context()) {
-    handler_ = *make_socks4_handler(config::v1::ServiceConfig());
-  }
+      : target_(testing::loopback_acceptor(io_)), context_(testing::direct_context()),
+        handler_(*make_socks4_handler(config::v1::ServiceConfig())), proxy_(io_, *handler_, *context_) {}
 
   template <typename Client>
   void run(Client client) {
     run_for(io_, [&]() -> asio::awaitable<void> {
-      asio::co_spawn(io_, testing::serve(proxy_, *handler_, *context_), asio::detached);
+      asio::co_spawn(io_, proxy_.serve(), asio::detached);
       asio::co_spawn(io_, testing::echo(target_, accepted_), asio::detached);
       co_await client();
     }());
@@ -36,18 +34,18 @@ class Socks4HandlerTest : public ::testing::Test {
     node.mutable_connector()->set_type("socks4a");
     node.mutable_connector()->mutable_auth()->set_username(user_id);
     auto connector = make_socks4_connector(node);
-    auto socket = co_await connect_tcp(io_.get_executor(), testing::address_of(proxy_), std::chrono::seconds(5));
+    auto socket = co_await connect_tcp(io_.get_executor(), proxy_.address(), std::chrono::seconds(5));
     if (!socket) co_return socket.error();
     co_return co_await (*connector)->connect(std::make_unique<TcpStream>(std::move(*socket)), Network::kTcp, target);
   }
 
-  uint16_t proxy_port() const { return proxy_.local_endpoint().port(); }
+  uint16_t proxy_port() const { return proxy_.port(); }
 
   asio::io_context io_;
-  asio::ip::tcp::acceptor proxy_;
   asio::ip::tcp::acceptor target_;
   std::shared_ptr<HandlerContext> context_;
   std::unique_ptr<Handler> handler_;
+  testing::ServedHandler proxy_;  // after what it serves: ends its connections first
   int accepted_ = 0;
 };
 

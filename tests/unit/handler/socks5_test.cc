@@ -17,8 +17,7 @@ using testing::run_for;
 class Socks5HandlerTest : public ::testing::Test {
  protected:
   Socks5HandlerTest()
-      : proxy_(testing::loopback_acceptor(io_)), target_(testing::loopback_acceptor(io_)),
-        context_(testing::direct_context()) {}
+      : target_(testing::loopback_acceptor(io_)), context_(testing::direct_context()) {}
 
   void start(std::initializer_list<std::pair<const char*, const char*>> metadata = {}) {
     config::v1::ServiceConfig service;
@@ -28,6 +27,7 @@ class Socks5HandlerTest : public ::testing::Test {
     auto handler = make_socks5_handler(service);
     ASSERT_TRUE(handler.ok()) << handler.status();
     handler_ = *std::move(handler);
+    proxy_ = std::make_unique<testing::ServedHandler>(io_, *handler_, *context_);
   }
 
   void require_auth() {
@@ -40,13 +40,13 @@ class Socks5HandlerTest : public ::testing::Test {
   template <typename Client>
   void run(Client client) {
     run_for(io_, [&]() -> asio::awaitable<void> {
-      asio::co_spawn(io_, testing::serve(proxy_, *handler_, *context_), asio::detached);
+      asio::co_spawn(io_, proxy_->serve(), asio::detached);
       asio::co_spawn(io_, testing::echo(target_, accepted_), asio::detached);
       co_await client();
     }());
   }
 
-  uint16_t proxy_port() const { return proxy_.local_endpoint().port(); }
+  uint16_t proxy_port() const { return proxy_->port(); }
   std::string target_address() const { return testing::address_of(target_); }
 
   // Our socks5 connector over a fresh connection to the handler.
@@ -63,11 +63,11 @@ class Socks5HandlerTest : public ::testing::Test {
   }
 
   asio::io_context io_;
-  asio::ip::tcp::acceptor proxy_;
   asio::ip::tcp::acceptor target_;
   std::shared_ptr<HandlerContext> context_;
   std::unique_ptr<Handler> handler_;
   int accepted_ = 0;
+  std::unique_ptr<testing::ServedHandler> proxy_;  // last: ends its connections first
 };
 
 asio::awaitable<std::string> echo_through(Stream& stream, std::string payload) {

@@ -17,28 +17,29 @@ using testing::run_for;
 class Socks5UdpTest : public ::testing::Test {
  protected:
   Socks5UdpTest()
-      : proxy_(testing::loopback_acceptor(io_)), echo_(testing::loopback_udp(io_)), context_(testing::direct_context()) {
+      : echo_(testing::loopback_udp(io_)), context_(testing::direct_context()) {
     config::v1::ServiceConfig service;
     (*service.mutable_handler()->mutable_metadata()->mutable_fields())["udp"].set_string_value("true");
     handler_ = *make_socks5_handler(service);
+    proxy_ = std::make_unique<testing::ServedHandler>(io_, *handler_, *context_);
   }
 
   template <typename Client>
   void run(Client client) {
     run_for(io_, [&]() -> asio::awaitable<void> {
-      asio::co_spawn(io_, testing::serve(proxy_, *handler_, *context_), asio::detached);
+      asio::co_spawn(io_, proxy_->serve(), asio::detached);
       asio::co_spawn(io_, testing::udp_echo(echo_), asio::detached);
       co_await client();
     }());
   }
 
-  uint16_t proxy_port() const { return proxy_.local_endpoint().port(); }
+  uint16_t proxy_port() const { return proxy_->port(); }
 
   asio::io_context io_;
-  asio::ip::tcp::acceptor proxy_;
   udp::socket echo_;
   std::shared_ptr<HandlerContext> context_;
   std::unique_ptr<Handler> handler_;
+  std::unique_ptr<testing::ServedHandler> proxy_;  // last: ends its connections first
 };
 
 std::string datagram_to(const udp::endpoint& target, const std::string& payload, uint8_t fragment = 0) {

@@ -23,16 +23,16 @@ socks5::Reply read_reply(const std::string& bytes) {
 // the second reply names the peer, then bytes flow both ways.
 TEST(SocksBind, AcceptsOnePeerAndRelays) {
   asio::io_context io;
-  auto proxy = testing::loopback_acceptor(io);
   auto context = testing::direct_context();
   config::v1::ServiceConfig service;
   (*service.mutable_handler()->mutable_metadata()->mutable_fields())["bind"].set_string_value("true");
   auto handler = make_socks5_handler(service);
   ASSERT_TRUE(handler.ok());
+  testing::ServedHandler proxy(io, **handler, *context);
   run_for(io, [&]() -> asio::awaitable<void> {
-    asio::co_spawn(io, testing::serve(proxy, **handler, *context), asio::detached);
+    asio::co_spawn(io, proxy.serve(), asio::detached);
     asio::ip::tcp::socket control(io);
-    co_await control.async_connect(proxy.local_endpoint(), asio::use_awaitable);
+    co_await control.async_connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), proxy.port()), asio::use_awaitable);
     // "early" is sent before any peer exists; it must reach the peer first.
     co_await asio::async_write(control, asio::buffer(bytes(5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 1, 0, 0) + "early"),
                                kUseTuple);
@@ -62,15 +62,15 @@ TEST(SocksBind, AcceptsOnePeerAndRelays) {
 
 TEST(SocksBind, RefusesAPeerFromAnotherAddress) {
   asio::io_context io;
-  auto proxy = testing::loopback_acceptor(io);
   auto context = testing::direct_context();
   config::v1::ServiceConfig service;
   (*service.mutable_handler()->mutable_metadata()->mutable_fields())["bind"].set_string_value("true");
   auto handler = make_socks5_handler(service);
+  testing::ServedHandler proxy(io, **handler, *context);
   run_for(io, [&]() -> asio::awaitable<void> {
-    asio::co_spawn(io, testing::serve(proxy, **handler, *context), asio::detached);
+    asio::co_spawn(io, proxy.serve(), asio::detached);
     asio::ip::tcp::socket control(io);
-    co_await control.async_connect(proxy.local_endpoint(), asio::use_awaitable);
+    co_await control.async_connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), proxy.port()), asio::use_awaitable);
     // The client expects its peer at 127.0.0.2; a connection from 127.0.0.1 is turned away.
     co_await asio::async_write(control, asio::buffer(bytes(5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 2, 0, 0)), kUseTuple);
     std::string first(12, '\0');
