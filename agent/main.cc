@@ -4,7 +4,12 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
 #include <thread>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
@@ -13,8 +18,10 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/channel/registry.h"
+#include "agent/control/controller_client.h"
 #include "agent/connector/registry.h"
 #include "agent/handler/registry.h"
+#include "agent/runtime/config_sources.h"
 #include "agent/runtime/runtime.h"
 #include "common/cmdline_config.h"
 #include "common/config_file.h"
@@ -69,7 +76,7 @@ absl::StatusOr<Config> effective_config(const std::string& config_argument, cons
 
 // SIGHUP: re-read the config file and apply it through the same drain-safe entry point.
 void reload(const std::string& config_argument, const std::vector<std::string>& services,
-            const std::vector<std::string>& nodes, strait::agent::Runtime& runtime) {
+            const std::vector<std::string>& nodes, strait::agent::ConfigSources& sources) {
   if (config_argument.empty()) {
     spdlog::info("SIGHUP: no config file (-C) to reload");
     return;
@@ -79,7 +86,7 @@ void reload(const std::string& config_argument, const std::vector<std::string>& 
     spdlog::error("SIGHUP: {}; still serving the previous config", strait::common::to_std(config.status().message()));
     return;
   }
-  auto applied = runtime.apply(std::make_shared<const Config>(*std::move(config)));
+  auto applied = sources.set_local(*std::move(config));
   if (!applied.ok()) {
     spdlog::error("SIGHUP: {}; still serving the previous config", strait::common::to_std(applied.message()));
     return;
@@ -95,6 +102,70 @@ void schedule_reaping(asio::steady_timer& timer, strait::agent::Runtime& runtime
     runtime.reap_draining();
     schedule_reaping(timer, runtime);
   });
+}
+
+struct ControlFlags {
+  std::string controller;
+  std::string join_token;
+  std::string join_token_file;
+  std::string ca_file;
+  std::string labels;
+  std::string state_dir = "/var/lib/strait-agent";
+  std::string agent_id;
+};
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return "";
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return std::string(strait::common::strip_whitespace(contents.str()));
+}
+
+// "k=v,k2=v2" as a map; an entry without '=' is an error naming it.
+absl::StatusOr<std::map<std::string, std::string>> parse_labels(const std::string& text) {
+  std::map<std::string, std::string> labels;
+  for (std::string_view entry : strait::common::split(text, ',', true)) {
+    auto equals = entry.find('=');
+    if (equals == std::string_view::npos || equals == 0) {
+      return absl::InvalidArgumentError(strait::common::str_cat("--labels: \"", entry, "\" is not key=value"));
+    }
+    labels[std::string(strait::common::strip_whitespace(entry.substr(0, equals)))] =
+        std::string(strait::common::strip_whitespace(entry.substr(equals + 1)));
+  }
+  return labels;
+}
+
+std::vector<std::string> capabilities() {
+  std::vector<std::string> out;
+  for (const auto& type : strait::agent::handler_types()) out.push_back("handler/" + type);
+  for (const auto& type : strait::agent::listener_types()) out.push_back("listener/" + type);
+  for (const auto& type : strait::agent::connector_types()) out.push_back("connector/" + type);
+  for (const auto& type : strait::agent::dialer_types()) out.push_back("dialer/" + type);
+  return out;
+}
+
+strait::control::v1::Status status_of(const strait::agent::Runtime& runtime) {
+  strait::control::v1::Status status;
+  for (const auto& report : runtime.report()) {
+    auto& service = *status.add_services();
+    service.set_name(report.name);
+    service.set_listening(true);
+    service.set_address(report.address);
+    service.set_active_connections(report.active_connections);
+    service.set_total_connections(report.connections);
+    service.set_bytes_from_clients(report.bytes_from_clients);
+    service.set_bytes_to_clients(report.bytes_to_clients);
+    service.set_errors(report.errors);
+    service.set_draining_connections(report.draining_connections);
+  }
+  return status;
+}
+
+std::string default_agent_id() {
+  char hostname[256] = {};
+  if (::gethostname(hostname, sizeof hostname - 1) != 0 || hostname[0] == '\0') return "agent";
+  return hostname;
 }
 
 }  // namespace
@@ -118,6 +189,14 @@ int main(int argc, char** argv) {
   app.add_flag("-V", version, "print the version and exit");
   app.add_option("--drain-timeout", drain_timeout_text, "on SIGTERM/SIGINT, how long open connections may finish");
   app.add_option("--workers", worker_count, "worker threads (default: one per core)")->check(CLI::Range(1u, 1024u));
+  ControlFlags control_flags;
+  app.add_option("--controller", control_flags.controller, "strait-controller agent address host:port (TLS)");
+  app.add_option("--join-token", control_flags.join_token, "join token (prefer --join-token-file: argv is visible)");
+  app.add_option("--join-token-file", control_flags.join_token_file, "file holding the join token");
+  app.add_option("--ca-file", control_flags.ca_file, "CA certificate to trust for the controller (its data dir's ca.pem)");
+  app.add_option("--labels", control_flags.labels, "this agent's labels for placement: k=v,k2=v2");
+  app.add_option("--state-dir", control_flags.state_dir, "where the last applied snapshot is kept")->capture_default_str();
+  app.add_option("--agent-id", control_flags.agent_id, "this agent's id in the fleet (default: the host name)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -133,7 +212,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
-  if (config_argument.empty() && services.empty()) config_argument = default_config_file();
+  const bool controlled = !control_flags.controller.empty();
+  if (config_argument.empty() && services.empty() && !controlled) config_argument = default_config_file();
   auto loaded = effective_config(config_argument, services, nodes);
   if (!loaded.ok()) {
     std::cerr << "strait-agent: " << loaded.status().message() << "\n";
@@ -150,9 +230,52 @@ int main(int argc, char** argv) {
     std::cerr << "strait-agent: " << status.message() << "\n";
     return kExitUsage;
   }
-  if (config.services().empty()) {
-    std::cerr << "strait-agent: nothing to serve: give -L (e.g. -L http://:8080) or -C with services\n";
+  if (config.services().empty() && !controlled) {
+    std::cerr << "strait-agent: nothing to serve: give -L (e.g. -L http://:8080), -C with services, or --controller\n";
     return kExitUsage;
+  }
+  strait::agent::ControllerClientOptions control_options;
+  std::optional<strait::agent::StateDir> state_dir;
+  std::optional<strait::control::v1::Snapshot> persisted;
+  if (controlled) {
+    auto labels = parse_labels(control_flags.labels);
+    if (!labels.ok()) {
+      std::cerr << "strait-agent: " << labels.status().message() << "\n";
+      return kExitUsage;
+    }
+    std::string token = control_flags.join_token;
+    if (token.empty() && !control_flags.join_token_file.empty()) token = read_text_file(control_flags.join_token_file);
+    if (token.empty()) {
+      std::cerr << "strait-agent: --controller needs --join-token or a readable --join-token-file\n";
+      return kExitUsage;
+    }
+    std::string ca_pem;
+    if (!control_flags.ca_file.empty()) {
+      ca_pem = read_text_file(control_flags.ca_file);
+      if (ca_pem.empty()) {
+        std::cerr << "strait-agent: --ca-file " << control_flags.ca_file << " is missing or empty\n";
+        return kExitUsage;
+      }
+    }
+    auto opened = strait::agent::StateDir::open(control_flags.state_dir);
+    if (!opened.ok()) {
+      std::cerr << "strait-agent: " << opened.status().message() << "\n";
+      return kExitRuntime;
+    }
+    state_dir.emplace(*std::move(opened));
+    auto snapshot = state_dir->load_snapshot();
+    if (!snapshot.ok()) {
+      spdlog::warn("{}; starting without it", strait::common::to_std(snapshot.status().message()));
+    } else {
+      persisted = *std::move(snapshot);
+    }
+    control_options.address = control_flags.controller;
+    control_options.join_token = token;
+    control_options.ca_pem = ca_pem;
+    control_options.agent_id = control_flags.agent_id.empty() ? default_agent_id() : control_flags.agent_id;
+    control_options.labels = *std::move(labels);
+    control_options.agent_version = kVersion;
+    control_options.capabilities = capabilities();
   }
 
   // Signals are taken by the main thread only; workers never see them.
@@ -163,12 +286,31 @@ int main(int argc, char** argv) {
 
   strait::agent::Workers workers(worker_count);
   strait::agent::Runtime runtime(workers, *drain_timeout);
-  auto applied = runtime.apply(std::make_shared<const Config>(config));
+  strait::agent::ConfigSources sources(runtime);
+  auto applied = sources.set_local(config);
+  if (applied.ok() && persisted) {
+    // The controller may be away: serve what it last gave until it says otherwise.
+    auto restored = sources.set_controller(persisted->config());
+    if (restored.ok()) {
+      spdlog::info("serving snapshot {} from the state dir until the controller answers", persisted->version());
+    } else {
+      spdlog::warn("the persisted snapshot {} no longer applies: {}", persisted->version(),
+                   strait::common::to_std(restored.message()));
+      persisted.reset();
+    }
+  }
   if (!applied.ok()) {
     spdlog::error("{}", strait::common::to_std(applied.message()));
     std::cerr << "strait-agent: " << applied.message() << "\n";
     workers.stop();
     return absl::IsUnavailable(applied) ? kExitRuntime : kExitUsage;
+  }
+  std::unique_ptr<strait::agent::ControllerClient> controller;
+  if (controlled) {
+    controller = std::make_unique<strait::agent::ControllerClient>(
+        control_options, *state_dir, [&sources](const Config& snapshot) { return sources.set_controller(snapshot); },
+        [&runtime] { return status_of(runtime); }, persisted);
+    controller->start();
   }
 
   // The signal_set installs its handlers before the signals are unblocked, so a signal that
@@ -184,7 +326,7 @@ int main(int argc, char** argv) {
                                                                               int signal_number) {
     if (ec) return;
     if (signal_number == SIGHUP) {
-      reload(config_argument, services, nodes, runtime);
+      reload(config_argument, services, nodes, sources);
       signals.async_wait(on_signal);
       return;
     }
@@ -195,6 +337,7 @@ int main(int argc, char** argv) {
   control.run();
   spdlog::info("received {}, stopping (grace {})", received == SIGINT ? "SIGINT" : "SIGTERM",
                strait::common::format_duration(*drain_timeout));
+  if (controller) controller->stop();
   runtime.shutdown(*drain_timeout);
   workers.stop();
   spdlog::info("stopped");

@@ -139,6 +139,8 @@ class YamlToProto {
   std::vector<std::string>& warnings_;
 };
 
+}  // namespace
+
 void make_block_style(YAML::Node node) {
   if (node.IsMap() || node.IsSequence()) {
     node.SetStyle(YAML::EmitterStyle::Block);
@@ -150,8 +152,6 @@ void make_block_style(YAML::Node node) {
   }
 }
 
-}  // namespace
-
 absl::StatusOr<LoadedConfig> parse_config_text(std::string_view text, std::string_view source) {
   YAML::Node root;
   try {
@@ -162,12 +162,7 @@ absl::StatusOr<LoadedConfig> parse_config_text(std::string_view text, std::strin
   }
   LoadedConfig loaded;
   if (root.IsNull()) return loaded;
-  YamlToProto converter(source, loaded.warnings);
-  try {
-    if (auto status = converter.fill(root, loaded.config, ""); !status.ok()) return status;
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(str_cat(source, ":", e.mark.line + 1, ": ", e.msg));
-  }
+  if (auto status = yaml_to_message(root, loaded.config, source, "", loaded.warnings); !status.ok()) return status;
   return loaded;
 }
 
@@ -190,17 +185,28 @@ absl::StatusOr<LoadedConfig> load_config_argument(const std::string& argument) {
   return parse_config_text(contents.str(), argument);
 }
 
-std::string config_to_json(const config::v1::Config& config) {
+absl::Status yaml_to_message(const YAML::Node& node, google::protobuf::Message& message, std::string_view source,
+                             const std::string& path, std::vector<std::string>& warnings) {
+  YamlToProto converter(source, warnings);
+  try {
+    return converter.fill(node, message, path);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(str_cat(source, ":", e.mark.line + 1, ": ", e.msg));
+  }
+}
+
+std::string message_to_json(const google::protobuf::Message& message) {
   std::string out;
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
-  // The config has no maps or enums that could fail to print, so the status is always ok.
-  (void)google::protobuf::util::MessageToJsonString(config, &out, options);
+  // Only fails for invalid UTF-8 in strings or unknown Any types, neither of which Strait's
+  // messages carry.
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
   return out + "\n";
 }
 
-std::string config_to_yaml(const config::v1::Config& config) {
-  YAML::Node node = YAML::Load(config_to_json(config));
+std::string message_to_yaml(const google::protobuf::Message& message) {
+  YAML::Node node = YAML::Load(message_to_json(message));
   make_block_style(node);
   YAML::Emitter emitter;
   emitter << node;

@@ -1,33 +1,63 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine, builds strait-agent and runs it with a seed topology:
-# an HTTP proxy on :8080, a SOCKS5 proxy on :1080 (with UDP) and a TCP forward :8081 -> a local
-# demo web page on 127.0.0.1:8000.
-# Ctrl-C stops it (SIGINT drains open connections first).
+# Sets up a fresh Debian 12 machine, builds Strait and runs a small fleet on this host:
+# strait-controller with its embedded store, two agents (role=edge and role=exit), and the
+# demo topology of deploy/demo/fleet.yaml applied with straitctl: an HTTP proxy on the edge
+# agent (127.0.0.1:8080) chained through a SOCKS5 service on the exit agent (127.0.0.1:1080)
+# to a demo web page on 127.0.0.1:8000. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$(nproc)"
 
-demo_dir=$(mktemp -d)
-echo "<h1>Hello through Strait</h1>" > "$demo_dir/index.html"
-python3 -m http.server 8000 --bind 127.0.0.1 --directory "$demo_dir" >/dev/null 2>&1 &
-origin_pid=$!
-trap 'kill $origin_pid 2>/dev/null; rm -rf "$demo_dir"' EXIT
+bin=build/release
+work=$(mktemp -d /tmp/strait-quickstart.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
 
-cat <<'TRY'
+echo "<h1>Hello through the Strait fleet</h1>" > "$work/index.html"
+python3 -m http.server 8000 --bind 127.0.0.1 --directory "$work" >/dev/null 2>&1 &
+pids+=($!)
 
-strait-agent is starting with:
-  -L http://:8080                      HTTP proxy (CONNECT and plain requests)
-  -L socks5://:1080?udp=true           SOCKS5 proxy with UDP ASSOCIATE
-  -L tcp://:8081/127.0.0.1:8000        TCP forward to the demo page
+"$bin/controller/strait-controller" --data-dir "$work/controller" --listen-agents 127.0.0.1:7770 \
+  --listen-admin 127.0.0.1:7771 --listen-http 127.0.0.1:7772 2>"$work/controller.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/controller/join.token" ] && break; sleep 0.1; done
 
-Try it from another terminal:
-  curl -x http://127.0.0.1:8080 http://127.0.0.1:8000/     # through the HTTP proxy
-  curl -p -x http://127.0.0.1:8080 http://127.0.0.1:8000/  # same, tunnelled with CONNECT
-  curl --socks5-hostname 127.0.0.1:1080 http://localhost:8000/  # through the SOCKS5 proxy
-  curl http://127.0.0.1:8081/                              # through the TCP forward
-  build/release/agent/strait-agent -L http://:8080 -L tcp://:8081/127.0.0.1:8000 -O yaml  # as a config file
+for role in edge exit; do
+  "$bin/agent/strait-agent" --controller 127.0.0.1:7770 --ca-file "$work/controller/ca.pem" \
+    --join-token-file "$work/controller/join.token" --agent-id "$role-1" --labels "role=$role" \
+    --state-dir "$work/state-$role" 2>"$work/agent-$role.log" &
+  pids+=($!)
+done
 
+export STRAIT_CONTROLLER=127.0.0.1:7771 STRAIT_CA_FILE="$work/controller/ca.pem"
+export STRAIT_TOKEN_FILE="$work/controller/admin.token"
+"$bin/controller/straitctl" apply -f deploy/demo/fleet.yaml
+for _ in $(seq 100); do
+  in_sync=$("$bin/controller/straitctl" agents | grep -c "in sync" || true)
+  [ "$in_sync" -ge 2 ] && break
+  sleep 0.1
+done
+"$bin/controller/straitctl" agents
+
+cat <<TRY
+
+The fleet is up (logs in $work). From another terminal:
+
+  curl -x http://127.0.0.1:8080 http://127.0.0.1:8000/    # edge HTTP proxy -> exit SOCKS5 -> page
+
+  export STRAIT_CONTROLLER=127.0.0.1:7771 STRAIT_CA_FILE=$work/controller/ca.pem
+  export STRAIT_TOKEN_FILE=$work/controller/admin.token
+  $bin/controller/straitctl get                     # resources
+  $bin/controller/straitctl describe service edge-http
+  $bin/controller/straitctl agents                  # who runs what, applied versions
+  curl -s http://127.0.0.1:7772/metrics | grep strait_controller
+
+Ctrl-C stops the fleet.
 TRY
-build/release/agent/strait-agent -L http://:8080 -L 'socks5://:1080?udp=true' -L tcp://:8081/127.0.0.1:8000
+wait "${pids[1]}"

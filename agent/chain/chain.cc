@@ -3,19 +3,23 @@
 #include "agent/channel/registry.h"
 #include "agent/connector/registry.h"
 #include "common/address.h"
+#include "common/resource_error.h"
 #include "common/strings.h"
 
 namespace strait::agent {
 namespace {
 
 absl::Status in_chain(const std::string& chain, const std::string& hop, const absl::Status& status) {
-  return absl::Status(status.code(), common::str_cat("chain ", chain, " hop ", hop, ": ", status.message()));
+  return common::with_resource(
+      absl::Status(status.code(), common::str_cat("chain ", chain, " hop ", hop, ": ", status.message())), "chain",
+      chain);
 }
 
 absl::Status in_node(const std::string& chain, const std::string& hop, const std::string& node,
                      const absl::Status& status) {
-  return absl::Status(status.code(),
-                      common::str_cat("chain ", chain, " hop ", hop, " node ", node, ": ", status.message()));
+  return common::with_resource(
+      absl::Status(status.code(), common::str_cat("chain ", chain, " hop ", hop, " node ", node, ": ", status.message())),
+      "chain", chain);
 }
 
 }  // namespace
@@ -25,7 +29,8 @@ absl::StatusOr<std::shared_ptr<const Chain>> build_chain(const config::v1::Chain
   auto chain = std::make_shared<Chain>();
   chain->name = chain_config.name();
   if (chain_config.hops().empty()) {
-    return absl::InvalidArgumentError(common::str_cat("chain ", chain->name, ": has no hops"));
+    return common::with_resource(absl::InvalidArgumentError(common::str_cat("chain ", chain->name, ": has no hops")),
+                                 "chain", chain->name);
   }
   for (const auto& listed_hop : chain_config.hops()) {
     const config::v1::HopConfig* hop_config = &listed_hop;
@@ -35,8 +40,8 @@ absl::StatusOr<std::shared_ptr<const Chain>> build_chain(const config::v1::Chain
         if (shared_hop.name() == listed_hop.name()) hop_config = &shared_hop;
       }
       if (hop_config == nullptr || hop_config->nodes().empty()) {
-        return absl::InvalidArgumentError(common::str_cat("chain ", chain->name, " hop ", listed_hop.name(),
-                                                       ": has no nodes and no top-level hop of that name"));
+        return in_chain(chain->name, listed_hop.name(),
+                        absl::InvalidArgumentError("has no nodes and no top-level hop of that name"));
       }
     }
     ChainHop hop;

@@ -14,7 +14,7 @@ class ForwardHandler final : public Handler {
   explicit ForwardHandler(Network network) : network_(network) {}
 
   asio::awaitable<void> handle(StreamPtr client, const HandlerContext& ctx) const override {
-    SessionLog session(ctx.service, *client);
+    SessionLog session(ctx.service, ctx.stats.get(), *client);
     auto upstream = co_await dial_target(*client, ctx, session);
     if (!upstream) {
       session.finish(upstream.error());

@@ -9,6 +9,7 @@
 #include "agent/channel/channel.h"
 #include "agent/service/auther.h"
 #include "agent/service/relay.h"
+#include "agent/service/service_stats.h"
 #include "strait/v1/config.pb.h"
 
 namespace strait::agent {
@@ -27,6 +28,7 @@ struct HandlerContext {
   std::shared_ptr<const Router> router;
   std::shared_ptr<const Forwarder> forwarder;  // null unless the service has targets
   std::shared_ptr<const Auther> auther;        // null when no auth is configured
+  std::shared_ptr<ServiceStats> stats;         // null in tests that do not count
   RelayOptions relay;
 };
 

@@ -210,7 +210,7 @@ class HttpHandler final : public Handler {
                                         const ProxyTarget& proxy, KeptUpstream& upstream,
                                         const HandlerContext& ctx, const std::string& peer) const {
     auto& request = parser.get();
-    SessionLog session(ctx.service, client);
+    SessionLog session(ctx.service, ctx.stats.get(), client);
     session.set_target(proxy.authority);
     bool upgrade = request.count(http::field::upgrade) > 0;
     bool client_keep_alive = request.keep_alive();
@@ -291,7 +291,7 @@ class HttpHandler final : public Handler {
 
   asio::awaitable<void> tunnel(StreamPtr client, beast::flat_buffer& buffer, const std::string& authority,
                                const HandlerContext& ctx) const {
-    SessionLog session(ctx.service, *client);
+    SessionLog session(ctx.service, ctx.stats.get(), *client);
     session.set_target(authority);
     auto upstream = co_await ctx.router->dial(client->get_executor(), Network::kTcp, authority, authority);
     if (!upstream) {

@@ -52,7 +52,7 @@ class Socks4Handler final : public Handler {
       co_await write_message(*client, socks4::encode_reply(socks4::reply::kUserIdMismatch));
       co_return;
     }
-    SessionLog session(ctx.service, *client);
+    SessionLog session(ctx.service, ctx.stats.get(), *client);
     session.set_target(message.address.to_string());
     if (message.command == socks4::command::kBind) {
       if (!options_.bind) {

@@ -70,7 +70,7 @@ class Socks5Handler final : public Handler {
       co_return;
     }
     const auto& request = std::get<socks5::Request>(outcome);
-    SessionLog session(ctx.service, *client);
+    SessionLog session(ctx.service, ctx.stats.get(), *client);
     session.set_target(request.address.to_string());
     switch (request.command) {
       case socks5::command::kConnect:

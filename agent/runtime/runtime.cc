@@ -9,6 +9,7 @@
 #include "common/address.h"
 #include "common/duration.h"
 #include "common/metadata.h"
+#include "common/resource_error.h"
 #include "common/strings.h"
 
 namespace strait::agent {
@@ -37,7 +38,9 @@ std::string deterministic_bytes(const google::protobuf::Message& message) {
 }
 
 absl::Status service_error(const ServiceConfig& service, const absl::Status& status) {
-  return absl::Status(status.code(), common::str_cat("service ", service.name(), ": ", status.message()));
+  return common::with_resource(
+      absl::Status(status.code(), common::str_cat("service ", service.name(), ": ", status.message())), "service",
+      service.name());
 }
 
 absl::StatusOr<std::shared_ptr<const Forwarder>> build_forwarder(const config::v1::ForwarderConfig& config) {
@@ -77,6 +80,7 @@ absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Con
 
   auto context = std::make_shared<HandlerContext>();
   context->service = service.name();
+  context->stats = std::make_shared<ServiceStats>();
   std::shared_ptr<const Chain> chain;
   std::string fingerprint = deterministic_bytes(service);
   if (!service.handler().chain().empty()) {
@@ -129,8 +133,8 @@ absl::Status reject_unsupported_sections(const Config& config) {
     if (!service.admission().empty() || !service.admissions().empty() || !service.bypass().empty() ||
         !service.bypasses().empty() || !service.limiter().empty() || !service.climiter().empty() ||
         !service.rlimiter().empty() || !service.resolver().empty() || !service.hosts().empty()) {
-      return absl::UnimplementedError(common::str_cat("service ", service.name(),
-                                                   ": admission/bypass/limiter/resolver/hosts are not supported yet"));
+      return service_error(service, absl::UnimplementedError(
+                                        "admission/bypass/limiter/resolver/hosts are not supported yet"));
     }
   }
   return absl::OkStatus();
@@ -148,7 +152,9 @@ absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
   std::map<std::string, std::string> chain_fingerprints;
   for (const auto& chain_config : config.chains()) {
     if (chains.contains(chain_config.name())) {
-      return absl::InvalidArgumentError(common::str_cat("chain ", chain_config.name(), " is defined twice"));
+      return common::with_resource(
+          absl::InvalidArgumentError(common::str_cat("chain ", chain_config.name(), " is defined twice")), "chain",
+          chain_config.name());
     }
     auto chain = build_chain(chain_config, config);
     if (!chain.ok()) return chain.status();
@@ -162,7 +168,8 @@ absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
     auto one = prepare_service(service, config, chains, chain_fingerprints);
     if (!one.ok()) return one.status();
     if (prepared.contains(one->name)) {
-      return absl::InvalidArgumentError(common::str_cat("service ", one->name, " is defined twice"));
+      return common::with_resource(
+          absl::InvalidArgumentError(common::str_cat("service ", one->name, " is defined twice")), "service", one->name);
     }
     prepared.emplace(one->name, *std::move(one));
   }
@@ -203,6 +210,28 @@ absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
     it = running_.erase(it);
   }
   return absl::OkStatus();
+}
+
+std::vector<ServiceReport> Runtime::report() const {
+  std::lock_guard lock(mutex_);
+  std::vector<ServiceReport> out;
+  for (const auto& [name, running] : running_) {
+    const Service& service = *running.service;
+    const ServiceStats& stats = service.stats();
+    ServiceReport report;
+    report.name = name;
+    report.address = service.bound_address().to_string();
+    report.active_connections = service.active_connections();
+    report.connections = stats.connections.load(std::memory_order_relaxed);
+    report.bytes_from_clients = stats.bytes_from_clients.load(std::memory_order_relaxed);
+    report.bytes_to_clients = stats.bytes_to_clients.load(std::memory_order_relaxed);
+    report.errors = stats.errors.load(std::memory_order_relaxed);
+    for (const auto& draining : draining_) {
+      if (draining.service->name() == name) report.draining_connections += draining.service->active_connections();
+    }
+    out.push_back(std::move(report));
+  }
+  return out;
 }
 
 void Runtime::reap_draining() {

@@ -17,6 +17,18 @@ namespace strait::agent {
 // The single entry point through which a whole configuration is applied (command line,
 // config file, and later the controller). A snapshot is validated and built completely
 // before anything changes: an invalid snapshot changes nothing.
+// What one running service has done, for status reports.
+struct ServiceReport {
+  std::string name;
+  std::string address;
+  size_t active_connections = 0;
+  size_t draining_connections = 0;  // still open on earlier versions of the service
+  uint64_t connections = 0;
+  uint64_t bytes_from_clients = 0;
+  uint64_t bytes_to_clients = 0;
+  uint64_t errors = 0;
+};
+
 class Runtime {
  public:
   Runtime(Workers& workers, std::chrono::nanoseconds drain_timeout);
@@ -24,6 +36,9 @@ class Runtime {
   // Applies a complete snapshot. Unchanged services keep running untouched; changed ones
   // start their new listeners first (SO_REUSEPORT) and drain the old; removed ones drain.
   absl::Status apply(std::shared_ptr<const config::v1::Config> snapshot);
+
+  // The services running now (draining ones count with the service of the same name).
+  std::vector<ServiceReport> report() const;
 
   // Ends draining services whose connections are gone or whose grace period is over.
   void reap_draining();

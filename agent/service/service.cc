@@ -70,6 +70,7 @@ asio::awaitable<void> Service::accept_loop(std::shared_ptr<Service> self, size_t
       continue;
     }
     self->active_.fetch_add(1, std::memory_order_relaxed);
+    self->context_->stats->connections.fetch_add(1, std::memory_order_relaxed);
     asio::co_spawn(slot.executor, serve(self, slot_index, std::move(*client)), [name = self->name_](std::exception_ptr e) {
       if (e) spdlog::error("{}: connection handler ended by an unexpected exception", name);
     });

@@ -28,6 +28,7 @@ class Service : public std::enable_shared_from_this<Service> {
   size_t active_connections() const { return active_.load(std::memory_order_relaxed); }
   const std::string& name() const { return name_; }
   common::HostPort bound_address() const { return bound_; }
+  const ServiceStats& stats() const { return *context_->stats; }
 
  private:
   struct WorkerSlot {

@@ -11,10 +11,14 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-SessionLog::SessionLog(std::string service, const Stream& client)
-    : service_(std::move(service)), peer_(client.remote_address()), start_(std::chrono::steady_clock::now()) {}
+SessionLog::SessionLog(std::string service, ServiceStats* stats, const Stream& client)
+    : service_(std::move(service)), stats_(stats), peer_(client.remote_address()), start_(std::chrono::steady_clock::now()) {}
 
 void SessionLog::finish(const RelayResult& result) {
+  if (stats_ != nullptr) {
+    stats_->bytes_from_clients.fetch_add(result.bytes_from_client, std::memory_order_relaxed);
+    stats_->bytes_to_clients.fetch_add(result.bytes_to_client, std::memory_order_relaxed);
+  }
   const char* reason = result.idle_timeout ? "idle timeout" : "closed";
   std::string error = result.error ? result.error.message() : reason;
   spdlog::info("{}: {} -> {}: {}, {} B from client, {} B to client, {:.3f}s", service_, peer_, target_, error,
@@ -22,6 +26,7 @@ void SessionLog::finish(const RelayResult& result) {
 }
 
 void SessionLog::finish(const error_code& reason) {
+  if (stats_ != nullptr) stats_->errors.fetch_add(1, std::memory_order_relaxed);
   spdlog::warn("{}: {} -> {}: failed: {}, {:.3f}s", service_, peer_, target_.empty() ? "?" : target_,
                reason.message(), seconds_since(start_));
 }

@@ -5,19 +5,22 @@
 
 #include "agent/channel/channel.h"
 #include "agent/service/relay.h"
+#include "agent/service/service_stats.h"
 
 namespace strait::agent {
 
-// One summary line per connection: service, peer, target, bytes each way, duration, reason.
+// One summary line per connection: service, peer, target, bytes each way, duration, reason;
+// the same figures are added to the service's totals (`stats` may be null).
 class SessionLog {
  public:
-  SessionLog(std::string service, const Stream& client);
+  SessionLog(std::string service, ServiceStats* stats, const Stream& client);
   void set_target(std::string target) { target_ = std::move(target); }
   void finish(const RelayResult& result);
   void finish(const error_code& reason);
 
  private:
   std::string service_;
+  ServiceStats* stats_;
   std::string peer_;
   std::string target_;
   std::chrono::steady_clock::time_point start_;

@@ -1,0 +1,78 @@
+#include "agent/control/state_dir.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/strings.h"
+
+namespace strait::agent {
+namespace {
+
+absl::Status errno_error(std::string_view what, const std::string& path) {
+  return absl::UnavailableError(common::str_cat("state dir: cannot ", what, " ", path, ": ", std::strerror(errno)));
+}
+
+// Writes all of `data` to `fd`.
+bool write_all(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<StateDir> StateDir::open(const std::string& path) {
+  std::error_code error;
+  std::filesystem::create_directories(path, error);
+  if (error) return absl::UnavailableError(common::str_cat("state dir ", path, ": ", error.message()));
+  ::chmod(path.c_str(), 0700);
+  return StateDir(path);
+}
+
+absl::StatusOr<std::optional<control::v1::Snapshot>> StateDir::load_snapshot() const {
+  std::ifstream in(snapshot_path(), std::ios::binary);
+  if (!in) return std::optional<control::v1::Snapshot>();
+  std::stringstream contents;
+  contents << in.rdbuf();
+  control::v1::Snapshot snapshot;
+  if (!snapshot.ParseFromString(contents.str())) {
+    return absl::DataLossError(common::str_cat("state dir: ", snapshot_path(), " is not a snapshot; remove it"));
+  }
+  return std::optional<control::v1::Snapshot>(std::move(snapshot));
+}
+
+absl::Status StateDir::save_snapshot(const control::v1::Snapshot& snapshot) const {
+  std::string target = snapshot_path();
+  std::string temporary = target + ".tmp";
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_error("create", temporary);
+  bool ok = write_all(fd, snapshot.SerializeAsString()) && ::fsync(fd) == 0;
+  int saved_errno = errno;
+  ::close(fd);
+  if (!ok) {
+    errno = saved_errno;
+    return errno_error("write", temporary);
+  }
+  if (::rename(temporary.c_str(), target.c_str()) != 0) return errno_error("rename", temporary);
+  // The rename itself is durable only once the directory is synced.
+  int dir = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace strait::agent

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace strait::ctl {
+
+// Columns padded to their widest cell, as kubectl prints tables.
+std::string format_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+
+// A line diff of two texts: unchanged lines start with "  ", removed with "- ", added with "+ ".
+std::string line_diff(const std::string& before, const std::string& after);
+
+// "3s ago", "5m ago", "never".
+std::string age(int64_t unix_millis, int64_t now_millis);
+
+}  // namespace strait::ctl

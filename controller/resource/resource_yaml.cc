@@ -1,0 +1,143 @@
+#include "controller/resource/resource_yaml.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include "absl/strings/numbers.h"
+#include "common/config_file.h"
+#include "common/strings.h"
+
+namespace strait::controller {
+namespace {
+
+using common::str_cat;
+
+std::string where(std::string_view source, const YAML::Node& node) {
+  return node.Mark().line < 0 ? str_cat(source, ": ") : str_cat(source, ":", node.Mark().line + 1, ": ");
+}
+
+absl::Status read_string_map(const YAML::Node& node, std::string_view source, std::string_view what,
+                             google::protobuf::Map<std::string, std::string>& out) {
+  if (!node || node.IsNull()) return absl::OkStatus();
+  if (!node.IsMap()) return absl::InvalidArgumentError(str_cat(where(source, node), what, ": expected a map"));
+  for (const auto& entry : node) {
+    if (!entry.second.IsScalar()) {
+      return absl::InvalidArgumentError(str_cat(where(source, entry.second), what, ".", entry.first.Scalar(),
+                                                ": expected a plain value"));
+    }
+    out[entry.first.Scalar()] = entry.second.Scalar();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status read_metadata(const YAML::Node& node, std::string_view source, admin::v1::ObjectMeta& meta,
+                           std::vector<std::string>& warnings) {
+  if (!node || !node.IsMap()) return absl::InvalidArgumentError(str_cat(where(source, node), "metadata: expected a map with a name"));
+  for (const auto& entry : node) {
+    std::string key = common::to_lower(entry.first.Scalar());
+    const YAML::Node& value = entry.second;
+    if (key == "name") {
+      meta.set_name(value.Scalar());
+    } else if (key == "labels") {
+      if (auto status = read_string_map(value, source, "metadata.labels", *meta.mutable_labels()); !status.ok()) return status;
+    } else if (key == "placement") {
+      // `placement: {matchLabels: {k: v}}`, or the labels directly: `placement: {k: v}`.
+      YAML::Node labels = value.IsMap() && value["matchLabels"] ? value["matchLabels"] : value;
+      auto& out = *meta.mutable_placement()->mutable_match_labels();
+      if (auto status = read_string_map(labels, source, "metadata.placement", out); !status.ok()) return status;
+    } else if (key == "revision") {
+      int64_t revision = 0;
+      if (!value.IsScalar() || !absl::SimpleAtoi(value.Scalar(), &revision) || revision < 0) {
+        return absl::InvalidArgumentError(str_cat(where(source, value), "metadata.revision: expected a number"));
+      }
+      meta.set_revision(revision);
+    } else {
+      warnings.push_back(str_cat(where(source, entry.first), "metadata.", entry.first.Scalar(), ": unknown key, ignored"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Resource> read_resource(const YAML::Node& document, std::string_view source,
+                                       std::vector<std::string>& warnings) {
+  if (!document.IsMap()) return absl::InvalidArgumentError(str_cat(where(source, document), "expected kind, metadata and spec"));
+  Resource resource;
+  YAML::Node spec_node;
+  for (const auto& entry : document) {
+    std::string key = common::to_lower(entry.first.Scalar());
+    if (key == "kind") {
+      resource.set_kind(entry.second.Scalar());
+    } else if (key == "metadata") {
+      if (auto status = read_metadata(entry.second, source, *resource.mutable_metadata(), warnings); !status.ok()) return status;
+    } else if (key == "spec") {
+      spec_node = entry.second;
+    } else if (key != "apiversion") {
+      warnings.push_back(str_cat(where(source, entry.first), entry.first.Scalar(), ": unknown key, ignored"));
+    }
+  }
+  std::string kind = canonical_kind(resource.kind());
+  if (kind.empty()) {
+    return absl::InvalidArgumentError(str_cat(where(source, document), "kind \"", resource.kind(), "\" is not one of ",
+                                              common::join(resource_kinds(), ", ")));
+  }
+  resource.set_kind(kind);
+  auto* spec = mutable_spec(resource);
+  if (spec_node && !spec_node.IsNull()) {
+    std::string path = str_cat(kind, " ", resource.metadata().name(), ": spec");
+    if (auto status = common::yaml_to_message(spec_node, *spec, source, path, warnings); !status.ok()) return status;
+  }
+  if (auto status = normalize_resource(resource); !status.ok()) {
+    return absl::InvalidArgumentError(str_cat(where(source, document), status.message()));
+  }
+  return resource;
+}
+
+YAML::Node resource_node(const Resource& resource) {
+  YAML::Node node;
+  node["kind"] = resource.kind();
+  YAML::Node metadata = YAML::Load(common::message_to_json(resource.metadata()));
+  node["metadata"] = metadata;
+  if (const auto* spec = spec_of(resource)) node["spec"] = YAML::Load(common::message_to_json(*spec));
+  return node;
+}
+
+}  // namespace
+
+absl::StatusOr<ParsedResources> parse_resources(std::string_view text, std::string_view source) {
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(str_cat(source, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
+  }
+  ParsedResources parsed;
+  for (const auto& document : documents) {
+    if (document.IsNull()) continue;
+    try {
+      auto resource = read_resource(document, source, parsed.warnings);
+      if (!resource.ok()) return resource.status();
+      parsed.resources.push_back(*std::move(resource));
+    } catch (const YAML::Exception& e) {
+      return absl::InvalidArgumentError(str_cat(source, ":", e.mark.line + 1, ": ", e.msg));
+    }
+  }
+  return parsed;
+}
+
+std::string resource_to_yaml(const Resource& resource) {
+  YAML::Node node = resource_node(resource);
+  common::make_block_style(node);
+  YAML::Emitter emitter;
+  emitter << node;
+  return std::string(emitter.c_str()) + "\n";
+}
+
+std::string resource_to_json(const Resource& resource) {
+  std::string out = str_cat("{\n\"kind\": \"", resource.kind(), "\",\n\"metadata\": ",
+                            common::strip_whitespace(common::message_to_json(resource.metadata())));
+  if (const auto* spec = spec_of(resource)) {
+    out += str_cat(",\n\"spec\": ", common::strip_whitespace(common::message_to_json(*spec)));
+  }
+  return out + "\n}\n";
+}
+
+}  // namespace strait::controller

@@ -1,0 +1,175 @@
+#include "controller/server/admin_service.h"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include <spdlog/spdlog.h>
+
+#include "common/strings.h"
+#include "controller/resource/diff.h"
+#include "controller/resource/resource.h"
+
+namespace strait::controller {
+namespace {
+
+using grpc::Status;
+using grpc::StatusCode;
+
+Status to_grpc(const absl::Status& status) {
+  auto code = static_cast<StatusCode>(static_cast<int>(status.code()));  // both follow google.rpc.Code
+  return Status(code, std::string(status.message()));
+}
+
+std::string canonical_or_empty(const std::string& kind) { return kind.empty() ? "" : canonical_kind(kind); }
+
+Resource redacted(Resource resource, bool show_secrets) {
+  if (!show_secrets) redact_secrets(resource);
+  return resource;
+}
+
+}  // namespace
+
+Status AdminService::authorize(grpc::ServerContext& context) {
+  metrics_.admin_requests.fetch_add(1);
+  auto range = context.client_metadata().equal_range("authorization");
+  std::string_view value;
+  if (range.first != range.second) value = std::string_view(range.first->second.data(), range.first->second.size());
+  if (credentials_.admin_allowed(value)) return Status::OK;
+  metrics_.admin_denied.fetch_add(1);
+  spdlog::warn("admin call from {} refused: missing or wrong admin token", context.peer());
+  return Status(StatusCode::UNAUTHENTICATED, "admin token missing or wrong");
+}
+
+Status AdminService::Apply(grpc::ServerContext* context, const admin::v1::ApplyRequest* request,
+                           admin::v1::ApplyResponse* response) {
+  if (auto status = authorize(*context); !status.ok()) return status;
+  Resource resource = request->resource();
+  if (auto status = normalize_resource(resource); !status.ok()) return to_grpc(status);
+  std::optional<int64_t> expected;
+  if (resource.metadata().revision() > 0) expected = resource.metadata().revision();
+  auto current = store_.get(resource.kind(), resource.metadata().name());
+  if (current.ok() && !expected && same_content(*current, resource)) {
+    *response->mutable_resource() = redacted(*current, false);
+    response->set_result("unchanged");
+    return Status::OK;
+  }
+  auto stored = store_.put(resource, expected);
+  if (!stored.ok()) return to_grpc(stored.status());
+  *response->mutable_resource() = redacted(*stored, false);
+  response->set_result(current.ok() ? "configured" : "created");
+  spdlog::info("{} {} (revision {})", resource_key(*stored), response->result(), stored->metadata().revision());
+  return Status::OK;
+}
+
+Status AdminService::Get(grpc::ServerContext* context, const admin::v1::GetRequest* request,
+                         admin::v1::Resource* response) {
+  if (auto status = authorize(*context); !status.ok()) return status;
+  std::string kind = canonical_or_empty(request->kind());
+  if (kind.empty()) return Status(StatusCode::INVALID_ARGUMENT, "unknown kind \"" + request->kind() + "\"");
+  auto resource = store_.get(kind, request->name());
+  if (!resource.ok()) return to_grpc(resource.status());
+  *response = redacted(*resource, request->show_secrets());
+  return Status::OK;
+}
+
+Status AdminService::List(grpc::ServerContext* context, const admin::v1::ListRequest* request,
+                          admin::v1::ListResponse* response) {
+  if (auto status = authorize(*context); !status.ok()) return status;
+  std::string kind = canonical_or_empty(request->kind());
+  if (!request->kind().empty() && kind.empty()) {
+    return Status(StatusCode::INVALID_ARGUMENT, "unknown kind \"" + request->kind() + "\"");
+  }
+  int64_t revision = store_.revision();
+  auto resources = store_.list(kind);
+  if (!resources.ok()) return to_grpc(resources.status());
+  for (auto& resource : *resources) *response->add_resources() = redacted(std::move(resource), request->show_secrets());
+  response->set_revision(revision);
+  return Status::OK;
+}
+
+Status AdminService::Delete(grpc::ServerContext* context, const admin::v1::DeleteRequest* request,
+                            admin::v1::DeleteResponse* response) {
+  if (auto status = authorize(*context); !status.ok()) return status;
+  std::string kind = canonical_or_empty(request->kind());
+  if (kind.empty()) return Status(StatusCode::INVALID_ARGUMENT, "unknown kind \"" + request->kind() + "\"");
+  std::optional<int64_t> expected;
+  if (request->revision() > 0) expected = request->revision();
+  auto removed = store_.remove(kind, request->name(), expected);
+  if (!removed.ok()) return to_grpc(removed.status());
+  *response->mutable_resource() = redacted(*removed, false);
+  spdlog::info("{} deleted", resource_key(*removed));
+  return Status::OK;
+}
+
+Status AdminService::Diff(grpc::ServerContext* context, const admin::v1::DiffRequest* request,
+                          admin::v1::DiffResponse* response) {
+  if (auto status = authorize(*context); !status.ok()) return status;
+  std::vector<Resource> desired;
+  for (Resource resource : request->resources()) {
+    if (auto status = normalize_resource(resource); !status.ok()) return to_grpc(status);
+    desired.push_back(std::move(resource));
+  }
+  auto stored = store_.list("");
+  if (!stored.ok()) return to_grpc(stored.status());
+  for (auto& diff : diff_resources(*stored, desired, fleet_.agent_labels())) {
+    if (diff.has_current()) redact_secrets(*diff.mutable_current());
+    redact_secrets(*diff.mutable_desired());
+    *response->add_diffs() = std::move(diff);
+  }
+  return Status::OK;
+}
+
+Status AdminService::Watch(grpc::ServerContext* context, const admin::v1::WatchRequest* request,
+                           grpc::ServerWriter<admin::v1::WatchEvent>* writer) {
+  if (auto status = authorize(*context); !status.ok()) return status;
+  std::string kind = canonical_or_empty(request->kind());
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<admin::v1::WatchEvent> pending;
+  int id = store_.watch([&](const StoreEvent& event) {
+    if (!kind.empty() && event.resource.kind() != kind) return;
+    admin::v1::WatchEvent out;
+    out.set_type(event.type == StoreEvent::Type::kPut ? admin::v1::WatchEvent::PUT : admin::v1::WatchEvent::DELETE);
+    *out.mutable_resource() = redacted(event.resource, false);
+    out.set_revision(event.revision);
+    std::lock_guard lock(mutex);
+    pending.push_back(std::move(out));
+    changed.notify_one();
+  });
+  std::unique_lock lock(mutex);
+  while (!context->IsCancelled()) {
+    changed.wait_for(lock, std::chrono::milliseconds(500), [&] { return !pending.empty(); });
+    while (!pending.empty()) {
+      auto event = std::move(pending.front());
+      pending.pop_front();
+      lock.unlock();
+      bool written = writer->Write(event);
+      lock.lock();
+      if (!written) break;
+    }
+  }
+  lock.unlock();
+  store_.unwatch(id);
+  return Status::OK;
+}
+
+Status AdminService::Agents(grpc::ServerContext* context, const admin::v1::AgentsRequest*,
+                            admin::v1::AgentsResponse* response) {
+  if (auto status = authorize(*context); !status.ok()) return status;
+  for (auto& agent : fleet_.agents()) *response->add_agents() = std::move(agent);
+  return Status::OK;
+}
+
+Status AdminService::CreateToken(grpc::ServerContext* context, const admin::v1::CreateTokenRequest* request,
+                                 admin::v1::CreateTokenResponse* response) {
+  if (auto status = authorize(*context); !status.ok()) return status;
+  auto created = credentials_.create_join_token(request->description(), request->ttl_seconds());
+  if (!created.ok()) return to_grpc(created.status());
+  *response = *created;
+  spdlog::info("join token {} created{}", created->id(),
+               request->description().empty() ? "" : " (" + request->description() + ")");
+  return Status::OK;
+}
+
+}  // namespace strait::controller

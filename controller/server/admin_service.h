@@ -1,0 +1,41 @@
+#pragma once
+
+#include "controller/server/credentials.h"
+#include "controller/server/fleet.h"
+#include "strait/v1/admin.grpc.pb.h"
+
+namespace strait::controller {
+
+// The Admin API (straitctl). Every call first checks the admin token.
+class AdminService final : public admin::v1::Admin::Service {
+ public:
+  AdminService(Store& store, Fleet& fleet, Credentials& credentials, ControllerMetrics& metrics)
+      : store_(store), fleet_(fleet), credentials_(credentials), metrics_(metrics) {}
+
+  grpc::Status Apply(grpc::ServerContext* context, const admin::v1::ApplyRequest* request,
+                     admin::v1::ApplyResponse* response) override;
+  grpc::Status Get(grpc::ServerContext* context, const admin::v1::GetRequest* request,
+                   admin::v1::Resource* response) override;
+  grpc::Status List(grpc::ServerContext* context, const admin::v1::ListRequest* request,
+                    admin::v1::ListResponse* response) override;
+  grpc::Status Delete(grpc::ServerContext* context, const admin::v1::DeleteRequest* request,
+                      admin::v1::DeleteResponse* response) override;
+  grpc::Status Diff(grpc::ServerContext* context, const admin::v1::DiffRequest* request,
+                    admin::v1::DiffResponse* response) override;
+  grpc::Status Watch(grpc::ServerContext* context, const admin::v1::WatchRequest* request,
+                     grpc::ServerWriter<admin::v1::WatchEvent>* writer) override;
+  grpc::Status Agents(grpc::ServerContext* context, const admin::v1::AgentsRequest* request,
+                      admin::v1::AgentsResponse* response) override;
+  grpc::Status CreateToken(grpc::ServerContext* context, const admin::v1::CreateTokenRequest* request,
+                           admin::v1::CreateTokenResponse* response) override;
+
+ private:
+  grpc::Status authorize(grpc::ServerContext& context);
+
+  Store& store_;
+  Fleet& fleet_;
+  Credentials& credentials_;
+  ControllerMetrics& metrics_;
+};
+
+}  // namespace strait::controller

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "controller/store/store.h"
+#include "strait/v1/admin.pb.h"
+
+namespace strait::controller {
+
+// Secrets the controller checks: the admin token (straitctl) and join tokens (agents). Tokens
+// arrive as gRPC metadata "authorization: Bearer <token>"; join tokens are kept only as
+// SHA-256 hashes; no token is ever logged.
+class Credentials {
+ public:
+  Credentials(Store& store, std::string admin_token);
+
+  bool admin_allowed(std::string_view authorization) const;
+  bool join_allowed(std::string_view authorization) const;
+  absl::StatusOr<admin::v1::CreateTokenResponse> create_join_token(const std::string& description,
+                                                                   int64_t ttl_seconds);
+
+ private:
+  Store& store_;
+  std::string admin_token_;
+};
+
+// The token of an "authorization: Bearer <token>" value; empty when it is not one.
+std::string_view bearer_token(std::string_view authorization);
+
+// `bytes` random bytes from the OS, as lowercase hex.
+std::string random_hex(size_t bytes);
+std::string sha256_hex(std::string_view data);
+
+// Reads a secret from `path`, or creates it (random, mode 0600) when the file does not exist.
+absl::StatusOr<std::string> load_or_create_secret(const std::string& path);
+
+}  // namespace strait::controller

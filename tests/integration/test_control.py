@@ -1,0 +1,253 @@
+"""Fleet control plane with real processes on loopback: strait-controller, straitctl and
+controlled strait-agents (apply, update, drain-safe apply, NACK, outages, placement, tokens)."""
+
+import json
+import socket
+import sys
+import threading
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+import control_plane as cp  # noqa: E402
+import strait_test as st  # noqa: E402
+
+CURL_TIMEOUT = "10"
+
+
+def curl_via(proxy_port: int, url: str) -> bytes:
+    result = st.run(["curl", "-sS", "--max-time", CURL_TIMEOUT, "-x", f"http://127.0.0.1:{proxy_port}", url])
+    if result.returncode != 0:
+        raise AssertionError(f"curl via :{proxy_port} failed: {result.stderr.decode()}")
+    return result.stdout
+
+
+class SlowTransfer:
+    """A TCP transfer through `port` to a sink, spread over `seconds`, in a thread; `digest`
+    holds the sink's answer (SHA-256 of what it received) once the transfer is done."""
+
+    def __init__(self, port: int, blob: bytes, seconds: float):
+        self.blob = blob
+        self.digest = None
+        self.error = None
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=st.IO_TIMEOUT * 3)
+        self.thread = threading.Thread(target=self._run, args=(seconds,), daemon=True)
+        self.thread.start()
+
+    def _run(self, seconds):
+        try:
+            chunk = 64 * 1024
+            pieces = max(1, len(self.blob) // chunk)
+            for offset in range(0, len(self.blob), chunk):
+                self.sock.sendall(self.blob[offset:offset + chunk])
+                time.sleep(seconds / pieces)
+            self.sock.shutdown(socket.SHUT_WR)
+            self.digest = st.recv_all(self.sock).strip().decode()
+        except OSError as error:
+            self.error = error
+        finally:
+            self.sock.close()
+
+    def result(self, timeout: float = 60):
+        self.thread.join(timeout)
+        return self.error or self.digest
+
+
+@unittest.skipUnless(st.have("curl"), "curl is not installed")
+class ControlPlaneTest(st.StraitTestCase):
+    def setUp(self):
+        super().setUp()
+        if not cp.controller_path().is_file() or not cp.straitctl_path().is_file():
+            self.fail(f"no strait-controller/straitctl at {cp.controller_path()}: build them")
+        self.plane = cp.ControlPlane(self)
+        self.origin_server = self.origin({"/hello": b"hello through the fleet\n"})
+        self.url = f"http://127.0.0.1:{self.origin_server.port}/hello"
+
+    def test_apply_serves_and_updates_are_acked(self):
+        agent = self.plane.start_agent("edge-1", "role=edge")
+        port = st.free_port()
+        out = self.plane.apply(cp.service_yaml("entry", port))
+        self.assertIn("service/entry created", out)
+        first = self.plane.wait_in_sync("edge-1")
+        agent.wait_tcp(port)
+        self.assertEqual(curl_via(port, self.url), b"hello through the fleet\n")
+        # The same file again changes nothing; a changed one is a new version, ACKed.
+        self.assertIn("service/entry unchanged", self.plane.apply(cp.service_yaml("entry", port)))
+        new_port = st.free_port()
+        self.assertIn("configured", self.plane.apply(cp.service_yaml("entry", new_port)))
+        second = st.wait_until(lambda: (a := self.plane.wait_in_sync("edge-1"))["appliedVersion"] !=
+                               first["appliedVersion"] and a, what="a new version applied")
+        agent.wait_tcp(new_port)
+        self.assertEqual(curl_via(new_port, self.url), b"hello through the fleet\n")
+        self.assertTrue(second["services"], "status reports the running services")
+        agent.wait_log(rf"snapshot {second['appliedVersion']} applied")
+        table = self.plane.ctl("agents").stdout
+        self.assertRegex(table, r"edge-1\s+role=edge\s+yes\s+\S+\s+1\s+\S+ ago\s+in sync")
+
+    def test_label_placement_and_chains_across_agents(self):
+        self.plane.start_agent("edge-1", "role=edge")
+        exit_agent = self.plane.start_agent("exit-1", "role=exit")
+        entry_port, exit_port = st.free_port(), st.free_port()
+        self.plane.apply(
+            cp.service_yaml("entry", entry_port, placement="role: edge", chain="via-exit") + "---\n" +
+            cp.service_yaml("exit", exit_port, handler="socks5", placement="role: exit") + "---\n" +
+            "kind: Chain\nmetadata: {name: via-exit}\nspec:\n  hops:\n  - name: hop-0\n    nodes:\n"
+            f"    - {{name: exit-1, addr: \"127.0.0.1:{exit_port}\", connector: {{type: socks5}}}}\n")
+        edge = self.plane.wait_in_sync("edge-1")
+        exit_info = self.plane.wait_in_sync("exit-1")
+        self.assertEqual([s["name"] for s in st.wait_until(lambda: self.plane.wait_in_sync("edge-1").get("services"))],
+                         ["entry"])
+        self.assertEqual([s["name"] for s in st.wait_until(lambda: self.plane.wait_in_sync("exit-1").get("services"))],
+                         ["exit"])
+        self.assertNotEqual(edge["appliedVersion"], "")
+        self.assertNotEqual(exit_info["appliedVersion"], "")
+        st.wait_tcp(entry_port)
+        self.assertEqual(curl_via(entry_port, self.url), b"hello through the fleet\n")
+        exit_agent.wait_log(rf"-> 127\.0\.0\.1:{self.origin_server.port}: closed")
+        describe = self.plane.ctl("describe", "chain", "via-exit").stdout
+        self.assertRegex(describe, r"edge-1\s+\S+\s+applied")
+        self.assertNotIn("exit-1", describe.split("Agents:")[1], "the chain is not placed on the exit agent")
+
+    def test_unchanged_service_survives_updates_and_changed_service_drains(self):
+        agent = self.plane.start_agent("edge-1")
+        sink = self.sink_server()
+        stable_port, moving_port = st.free_port(), st.free_port()
+        self.plane.apply(cp.forward_yaml("stable", stable_port, f"127.0.0.1:{sink.port}") + "---\n" +
+                         cp.forward_yaml("moving", moving_port, f"127.0.0.1:{sink.port}"))
+        self.plane.wait_in_sync("edge-1")
+        agent.wait_tcp(stable_port)
+        agent.wait_tcp(moving_port)
+        stable_blob, moving_blob = st.random_blob(4 << 20), st.random_blob(2 << 20)
+        stable = SlowTransfer(stable_port, stable_blob, seconds=6)
+        moving = SlowTransfer(moving_port, moving_blob, seconds=2)
+        # The moving service changes (new metadata) while its transfer runs: the new listener
+        # takes over, the old connection finishes on the old one.
+        self.plane.apply(cp.forward_yaml("moving", moving_port, f"127.0.0.1:{sink.port}").replace(
+            "listener: {type: tcp}", "listener: {type: tcp}, metadata: {idleTimeout: 1m}"))
+        for i in range(20):
+            other = st.free_port()
+            self.plane.apply(cp.service_yaml(f"other-{i % 3}", other))
+            self.plane.wait_in_sync("edge-1")
+        self.assertEqual(moving.result(), st.sha256(moving_blob), "the changed service cut its in-flight transfer")
+        self.assertEqual(stable.result(), st.sha256(stable_blob), "an unchanged service was disturbed by updates")
+        # The moving service answers on its new listener too.
+        self.assertEqual(st.tcp_roundtrip(moving_port, b"x").strip(), st.sha256(b"x").encode())
+
+    def test_invalid_snapshot_is_nacked_and_the_old_config_keeps_serving(self):
+        agent = self.plane.start_agent("edge-1")
+        port = st.free_port()
+        self.plane.apply(cp.service_yaml("entry", port))
+        good = self.plane.wait_in_sync("edge-1")
+        agent.wait_tcp(port)
+        self.plane.apply(cp.service_yaml("entry", port) + "---\n" + cp.service_yaml("broken", st.free_port(),
+                                                                                    handler="htpp"))
+        refused = st.wait_until(lambda: (a := self.plane.agents()["edge-1"]).get("lastNackError") and a,
+                                what="a NACK")
+        self.assertIn('service broken: unknown handler type "htpp"', refused["lastNackError"])
+        self.assertEqual(refused["appliedVersion"], good["appliedVersion"], "the agent kept its version")
+        self.assertNotEqual(refused["desiredVersion"], good["desiredVersion"])
+        self.assertEqual(curl_via(port, self.url), b"hello through the fleet\n")
+        self.assertIn("refused", self.plane.ctl("agents").stdout)
+        agent.wait_log(r"snapshot \S+ refused, still serving")
+        # Fixing it brings the agent back in sync.
+        self.plane.ctl("delete", "service", "broken")
+        st.wait_until(lambda: self.plane.wait_in_sync("edge-1")["appliedVersion"] != good["appliedVersion"],
+                      what="the fixed snapshot applied")
+
+    def test_outages_persisted_snapshot_and_resync(self):
+        state_dir = self.tmp / "edge-state"
+        agent = self.plane.start_agent("edge-1", state_dir=state_dir)
+        port = st.free_port()
+        self.plane.apply(cp.service_yaml("entry", port))
+        applied = self.plane.wait_in_sync("edge-1")["appliedVersion"]
+        agent.wait_tcp(port)
+        # Controller killed: the agent keeps serving.
+        self.plane.stop(kill=True)
+        self.assertEqual(curl_via(port, self.url), b"hello through the fleet\n")
+        agent.wait_log(r"stream ended")
+        # Agent restarted while the controller is away: it serves the persisted snapshot.
+        agent.stop()
+        restarted = self.plane.start_agent("edge-1", state_dir=state_dir)
+        restarted.wait_log(rf"serving snapshot {applied} from the state dir")
+        restarted.wait_tcp(port)
+        self.assertEqual(curl_via(port, self.url), b"hello through the fleet\n")
+        # Controller back: the agent resyncs on its own, and a change reaches it.
+        self.plane.start()
+        self.assertEqual(self.plane.wait_in_sync("edge-1", timeout=40)["appliedVersion"], applied)
+        new_port = st.free_port()
+        self.plane.apply(cp.service_yaml("second", new_port))
+        restarted.wait_tcp(new_port, timeout=20)
+
+    def test_demo_fleet_of_the_quick_start(self):
+        edge_port, exit_port = st.free_port(), st.free_port()
+        fleet = (st.REPO_ROOT / "deploy" / "demo" / "fleet.yaml").read_text()
+        fleet = fleet.replace("127.0.0.1:8080", f"127.0.0.1:{edge_port}").replace("127.0.0.1:1080",
+                                                                                  f"127.0.0.1:{exit_port}")
+        self.plane.start_agent("edge-1", "role=edge")
+        exit_agent = self.plane.start_agent("exit-1", "role=exit")
+        out = self.plane.apply(fleet)
+        self.assertEqual(out.split(), ["service/edge-http", "created", "chain/via-exit", "created",
+                                       "service/exit-socks", "created"])
+        self.plane.wait_in_sync("edge-1")
+        self.plane.wait_in_sync("exit-1")
+        st.wait_tcp(edge_port)
+        self.assertEqual(curl_via(edge_port, self.url), b"hello through the fleet\n")
+        exit_agent.wait_log(rf"-> 127\.0\.0\.1:{self.origin_server.port}: closed")
+
+    def test_tokens_and_secrets(self):
+        bad_token = self.tmp / "bad.token"
+        bad_token.write_text("sj_nothing_real\n")
+        refused = self.plane.start_agent("intruder", join_token_file=bad_token)
+        refused.wait_log(r"refused this agent: join token missing, unknown or expired")
+        self.plane.process.wait_log(r"agent stream from \S+ refused: missing or invalid join token")
+        self.assertNotIn("intruder", self.plane.agents())
+        # A token made with straitctl lets an agent in.
+        token = self.plane.ctl("token", "create", "--ttl", "1h", "--description", "test").stdout.strip()
+        token_file = self.tmp / "new.token"
+        token_file.write_text(token + "\n")
+        self.plane.start_agent("newcomer", join_token_file=token_file)
+        st.wait_until(lambda: self.plane.agents().get("newcomer", {}).get("connected"), what="newcomer connected")
+        # The admin API needs the admin token.
+        result = self.plane.ctl("get", token_file=bad_token, check=False)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("admin token missing or wrong", result.stderr)
+        # Secrets are redacted unless asked for, and never logged.
+        self.plane.apply(cp.service_yaml("guarded", st.free_port()).replace(
+            "handler: {type: http}", "handler: {type: http, auth: {username: u, password: Sup3r-S3cret}}"))
+        self.assertNotIn("Sup3r-S3cret", self.plane.ctl("get", "service", "guarded", "-o", "yaml").stdout)
+        self.assertIn("********", self.plane.ctl("get", "service", "guarded", "-o", "json").stdout)
+        self.assertIn("Sup3r-S3cret", self.plane.ctl("get", "service", "guarded", "-o", "yaml",
+                                                      "--show-secrets").stdout)
+        for process in (self.plane.process,):
+            self.assertNotIn("Sup3r-S3cret", process.log())
+            self.assertNotIn(token, process.log())
+            self.assertNotIn(self.plane.admin_token_file.read_text().strip(), process.log())
+
+    def test_get_diff_and_optimistic_concurrency(self):
+        port = st.free_port()
+        self.plane.start_agent("edge-1")
+        self.plane.apply(cp.service_yaml("entry", port))
+        self.plane.wait_in_sync("edge-1")
+        table = self.plane.ctl("get").stdout
+        self.assertRegex(table, r"Service\s+entry\s+\d+\s+<none>\s+http\+tcp 127\.0\.0\.1:\d+")
+        listed = json.loads(self.plane.ctl("get", "services", "-o", "json").stdout)
+        self.assertEqual([item["metadata"]["name"] for item in listed["items"]], ["entry"])
+        revision = json.loads(self.plane.ctl("get", "service", "entry", "-o", "json").stdout)["metadata"]["revision"]
+        # diff: exit 1 and the changed line, naming the agent it would reach.
+        changed = cp.service_yaml("entry", port + 1 if port < 65535 else port - 1)
+        diff = self.plane.ctl("diff", "-f", "-", input_text=changed, check=False)
+        self.assertEqual(diff.returncode, 1, diff.stdout + diff.stderr)
+        self.assertIn("service/entry: update (agents: edge-1)", diff.stdout)
+        self.assertRegex(diff.stdout, r"\n- .*addr: 127\.0\.0\.1:\d+\n\+ .*addr: 127\.0\.0\.1:\d+")
+        self.assertEqual(self.plane.ctl("diff", "-f", "-", input_text=cp.service_yaml("entry", port)).returncode, 0)
+        # A write naming a stale revision is refused.
+        self.plane.apply(changed)
+        stale = changed.replace("metadata: {name: entry", f"metadata: {{name: entry, revision: {revision}")
+        result = self.plane.ctl("apply", "-f", "-", input_text=stale, check=False)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"not {revision}: it changed since it was read", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

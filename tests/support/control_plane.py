@@ -1,0 +1,118 @@
+"""A controller, straitctl and controlled agents for integration tests, on loopback with
+kernel-chosen ports. Binaries: $STRAIT_CONTROLLER and $STRAITCTL (default build/dev/...)."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import strait_test as st
+
+
+def _binary(variable: str, default: str) -> Path:
+    path = Path(os.environ.get(variable, default))
+    return path if path.is_absolute() else st.REPO_ROOT / path
+
+
+def controller_path() -> Path:
+    return _binary("STRAIT_CONTROLLER", "build/dev/controller/strait-controller")
+
+
+def straitctl_path() -> Path:
+    return _binary("STRAITCTL", "build/dev/controller/straitctl")
+
+
+class ControlPlane:
+    """One strait-controller with its data dir under the test's temp dir."""
+
+    def __init__(self, case: st.StraitTestCase, name: str = "controller"):
+        self.case = case
+        self.data_dir = case.tmp / f"{name}-data"
+        self.agent_port = st.free_port()
+        self.admin_port = st.free_port()
+        self.http_port = st.free_port()
+        self.name = name
+        self.process = None
+        self.start()
+
+    def start(self):
+        self.process = self.case.start_process(
+            [controller_path(), "--data-dir", self.data_dir, "--listen-agents", f"127.0.0.1:{self.agent_port}",
+             "--listen-admin", f"127.0.0.1:{self.admin_port}", "--listen-http", f"127.0.0.1:{self.http_port}"],
+            name=self.name)
+        for port in (self.http_port, self.admin_port, self.agent_port):
+            self.process.wait_tcp(port)
+        return self.process
+
+    def stop(self, kill: bool = False):
+        if kill:
+            self.process.popen.kill()
+            self.process.popen.wait(5)
+        else:
+            self.process.stop()
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "ca.pem"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin.token"
+
+    @property
+    def join_token_file(self) -> Path:
+        return self.data_dir / "join.token"
+
+    def ctl(self, *args, input_text: str = None, token_file=None, check: bool = True):
+        """Runs straitctl against this controller; returns the CompletedProcess (text)."""
+        argv = [straitctl_path(), "--controller", f"127.0.0.1:{self.admin_port}", "--ca-file", self.ca_file,
+                "--token-file", token_file or self.admin_token_file, *args]
+        env = dict(os.environ, STRAIT_CONFIG=str(self.case.tmp / "no-ctl-config.yaml"))
+        result = st.run(argv, input=input_text.encode() if input_text is not None else None, env=env)
+        result.stdout = result.stdout.decode("utf-8", "replace")
+        result.stderr = result.stderr.decode("utf-8", "replace")
+        if check and result.returncode != 0:
+            raise AssertionError(f"straitctl {' '.join(map(str, args))} failed ({result.returncode}):\n"
+                                 f"{result.stdout}{result.stderr}\n{self.process.describe()}")
+        return result
+
+    def apply(self, yaml_text: str) -> str:
+        return self.ctl("apply", "-f", "-", input_text=yaml_text).stdout
+
+    def agents(self) -> dict:
+        """Agent id -> its AgentInfo as straitctl prints it in JSON."""
+        data = json.loads(self.ctl("agents", "-o", "json").stdout or "{}")
+        return {agent["id"]: agent for agent in data.get("agents", [])}
+
+    def wait_in_sync(self, agent_id: str, timeout: float = st.READY_TIMEOUT) -> dict:
+        """Waits until the agent has ACKed the last snapshot sent to it; returns its info."""
+        def in_sync():
+            agent = self.agents().get(agent_id)
+            if agent and agent.get("connected") and agent.get("desiredVersion") and \
+                    agent.get("appliedVersion") == agent.get("desiredVersion"):
+                return agent
+            return None
+        return st.wait_until(in_sync, timeout, interval=0.05, what=f"agent {agent_id} in sync")
+
+    def start_agent(self, agent_id: str, labels: str = "", state_dir=None, extra=(), join_token_file=None):
+        state_dir = state_dir or self.case.tmp / f"state-{agent_id}"
+        argv = ["--controller", f"127.0.0.1:{self.agent_port}", "--join-token-file",
+                join_token_file or self.join_token_file, "--ca-file", self.ca_file, "--agent-id", agent_id,
+                "--state-dir", state_dir]
+        if labels:
+            argv += ["--labels", labels]
+        return self.case.start_agent(*argv, *extra, name=agent_id)
+
+
+def service_yaml(name: str, port: int, handler: str = "http", placement: str = "", chain: str = "",
+                 extra_spec: str = "") -> str:
+    meta = f"{{name: {name}" + (f", placement: {{{placement}}}" if placement else "") + "}"
+    chain_part = f", chain: {chain}" if chain else ""
+    return (f"kind: Service\nmetadata: {meta}\n"
+            f"spec: {{addr: \"127.0.0.1:{port}\", handler: {{type: {handler}{chain_part}}}, listener: {{type: tcp}}"
+            f"{extra_spec}}}\n")
+
+
+def forward_yaml(name: str, port: int, target: str, placement: str = "") -> str:
+    return service_yaml(name, port, handler="tcp", placement=placement,
+                        extra_spec=f", forwarder: {{nodes: [{{name: t0, addr: \"{target}\"}}]}}")

@@ -1,0 +1,96 @@
+#include "controller/store/sqlite_store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace strait::controller {
+namespace {
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  SqliteStoreTest() : dir_(std::filesystem::temp_directory_path() / ("strait-store-" + std::to_string(::getpid()))) {
+    std::filesystem::create_directories(dir_);
+  }
+  ~SqliteStoreTest() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<Store> open() {
+    auto store = open_sqlite_store((dir_ / "strait.db").string());
+    EXPECT_TRUE(store.ok()) << store.status();
+    return *std::move(store);
+  }
+
+  static Resource service(const std::string& name, const std::string& addr) {
+    Resource resource;
+    resource.set_kind("Service");
+    resource.mutable_metadata()->set_name(name);
+    resource.mutable_service()->set_name(name);
+    resource.mutable_service()->set_addr(addr);
+    return resource;
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(SqliteStoreTest, EveryChangeTakesTheNextRevision) {
+  auto store = open();
+  auto first = store->put(service("a", ":1"), std::nullopt);
+  auto second = store->put(service("b", ":2"), std::nullopt);
+  auto replaced = store->put(service("a", ":3"), std::nullopt);
+  ASSERT_TRUE(first.ok() && second.ok() && replaced.ok());
+  EXPECT_EQ(first->metadata().revision(), 1);
+  EXPECT_EQ(second->metadata().revision(), 2);
+  EXPECT_EQ(replaced->metadata().revision(), 3);
+  EXPECT_EQ(store->get("Service", "a")->service().addr(), ":3");
+  auto removed = store->remove("Service", "b", std::nullopt);
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(store->revision(), 4);
+  EXPECT_EQ(store->list("")->size(), 1u);
+  EXPECT_TRUE(absl::IsNotFound(store->get("Service", "b").status()));
+}
+
+TEST_F(SqliteStoreTest, RevisionConflictsAreRefused) {
+  auto store = open();
+  auto created = store->put(service("a", ":1"), 0);
+  ASSERT_TRUE(created.ok());
+  // Create-only finds it there; a stale revision is refused and names both revisions.
+  EXPECT_TRUE(absl::IsAlreadyExists(store->put(service("a", ":2"), 0).status()));
+  auto updated = store->put(service("a", ":2"), created->metadata().revision());
+  ASSERT_TRUE(updated.ok());
+  auto stale = store->put(service("a", ":9"), created->metadata().revision());
+  ASSERT_TRUE(absl::IsFailedPrecondition(stale.status()));
+  EXPECT_NE(stale.status().message().find("revision 2, not 1"), std::string::npos) << stale.status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(store->remove("Service", "a", 1).status()));
+  EXPECT_EQ(store->get("Service", "a")->service().addr(), ":2") << "a refused write changed nothing";
+  EXPECT_EQ(store->revision(), 2);
+}
+
+TEST_F(SqliteStoreTest, SurvivesReopeningAndNotifiesWatchers) {
+  std::vector<int64_t> seen;
+  {
+    auto store = open();
+    int id = store->watch([&](const StoreEvent& event) { seen.push_back(event.revision); });
+    ASSERT_TRUE(store->put(service("a", ":1"), std::nullopt).ok());
+    ASSERT_TRUE(store->remove("Service", "a", std::nullopt).ok());
+    store->unwatch(id);
+    ASSERT_TRUE(store->put(service("b", ":2"), std::nullopt).ok());
+  }
+  EXPECT_EQ(seen, (std::vector<int64_t>{1, 2}));
+  auto reopened = open();
+  EXPECT_EQ(reopened->revision(), 3);
+  EXPECT_EQ(reopened->get("Service", "b")->metadata().revision(), 3);
+  EXPECT_EQ(reopened->put(service("c", ":3"), std::nullopt)->metadata().revision(), 4);
+}
+
+TEST_F(SqliteStoreTest, TokensMatchByHashUntilTheyExpire) {
+  auto store = open();
+  ASSERT_TRUE(store->put_token({"t1", "hash-1", "ci", 100, 200}).ok());
+  ASSERT_TRUE(store->put_token({"t2", "hash-2", "forever", 100, 0}).ok());
+  EXPECT_TRUE(store->find_token("hash-1", 150)->has_value());
+  EXPECT_FALSE(store->find_token("hash-1", 200)->has_value()) << "expired";
+  EXPECT_TRUE(store->find_token("hash-2", 1'000'000)->has_value());
+  EXPECT_FALSE(store->find_token("other", 150)->has_value());
+}
+
+}  // namespace
+}  // namespace strait::controller
