@@ -9,6 +9,7 @@
 #include <yaml-cpp/yaml.h>
 #include "absl/strings/numbers.h"
 #include "common/strings.h"
+#include "common/yaml_syntax.h"
 
 
 namespace strait::common {
@@ -25,9 +26,10 @@ class YamlToProto {
 
   absl::Status fill(const YAML::Node& node, Message& message, const std::string& path) {
     if (node.IsNull()) return absl::OkStatus();
+    if (!spend(node.size() + 1)) return too_large(node, path);
     if (message.GetDescriptor()->full_name() == "google.protobuf.Struct") {
       if (!node.IsMap()) return error(node, path, "expected a map of key: value");
-      fill_struct(node, static_cast<google::protobuf::Struct&>(message));
+      if (!fill_struct(node, static_cast<google::protobuf::Struct&>(message))) return too_large(node, path);
       return absl::OkStatus();
     }
     if (!node.IsMap()) return error(node, path, "expected a map (key: value lines)");
@@ -117,26 +119,47 @@ class YamlToProto {
     }
   }
 
-  static void fill_value(const YAML::Node& node, google::protobuf::Value& value) {
+  // False once the document's value budget is spent.
+  bool fill_value(const YAML::Node& node, google::protobuf::Value& value) {
+    if (!spend(1)) return false;
     if (node.IsMap()) {
-      fill_struct(node, *value.mutable_struct_value());
+      return fill_struct(node, *value.mutable_struct_value());
     } else if (node.IsSequence()) {
       auto* list = value.mutable_list_value();
-      for (const auto& item : node) fill_value(item, *list->add_values());
+      for (const auto& item : node) {
+        if (!fill_value(item, *list->add_values())) return false;
+      }
     } else if (node.IsNull()) {
       value.set_null_value(google::protobuf::NULL_VALUE);
     } else {
       // GOST's metadata getters convert from strings; keeping the text keeps "10s" and "0x10" intact.
       value.set_string_value(node.Scalar());
     }
+    return true;
   }
 
-  static void fill_struct(const YAML::Node& node, google::protobuf::Struct& out) {
-    for (const auto& entry : node) fill_value(entry.second, (*out.mutable_fields())[entry.first.as<std::string>()]);
+  bool fill_struct(const YAML::Node& node, google::protobuf::Struct& out) {
+    for (const auto& entry : node) {
+      if (!fill_value(entry.second, (*out.mutable_fields())[entry.first.as<std::string>()])) return false;
+    }
+    return true;
+  }
+
+  // YAML aliases let a small file name the same subtree many times ("billion laughs"); a
+  // budget of values per document keeps what a file can make the loader build bounded.
+  bool spend(size_t values) {
+    if (values > budget_) return false;
+    budget_ -= values;
+    return true;
+  }
+
+  absl::Status too_large(const YAML::Node& node, const std::string& path) const {
+    return error(node, path, "too many values (more than 1000000, counting every alias expansion)");
   }
 
   std::string source_;
   std::vector<std::string>& warnings_;
+  size_t budget_ = 1'000'000;
 };
 
 }  // namespace
@@ -153,6 +176,7 @@ void make_block_style(YAML::Node node) {
 }
 
 absl::StatusOr<LoadedConfig> parse_config_text(std::string_view text, std::string_view source) {
+  if (auto status = check_yaml_syntax(text, source); !status.ok()) return status;
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));

@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j2 --target gost_url_fuzz http_request_fuzz config_text_fuzz \
-  socks5_server_fuzz socks4_request_fuzz socks_udp_fuzz
+  socks5_server_fuzz socks4_request_fuzz socks_udp_fuzz resource_yaml_fuzz
 status=0
-for target in gost_url http_request config_text socks5_server socks4_request socks_udp; do
+for target in gost_url http_request config_text socks5_server socks4_request socks_udp resource_yaml; do
   work=$(mktemp -d)
   cp tests/fuzz/corpus/${target}/* "$work"/
   echo "fuzz: ${target} for ${seconds}s"

@@ -6,7 +6,7 @@ set -euo pipefail
 build_packages=(
   build-essential cmake ninja-build pkg-config git
   libboost1.81-dev libboost-url1.81-dev
-  libssl-dev libabsl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
+  libssl-dev libabsl-dev libyaml-cpp-dev libyaml-dev libspdlog-dev libfmt-dev libcli11-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libnghttp2-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -78,6 +78,8 @@ std::string labels_text(const google::protobuf::Map<std::string, std::string>& l
   return entries.empty() ? "<none>" : common::join(entries, ",");
 }
 
+std::string counted(int count, std::string_view noun) { return str_cat(count, " ", noun, count == 1 ? "" : "s"); }
+
 // One line about what a resource does, for `get`'s table.
 std::string summary(const Resource& resource) {
   switch (resource.spec_case()) {
@@ -90,9 +92,9 @@ std::string summary(const Resource& resource) {
       if (service.forwarder().nodes_size() > 0) text += str_cat(" -> ", service.forwarder().nodes(0).addr());
       return text;
     }
-    case Resource::kChain: return str_cat(resource.chain().hops_size(), " hops");
-    case Resource::kHop: return str_cat(resource.hop().nodes_size(), " nodes");
-    case Resource::kAuther: return str_cat(resource.auther().auths_size(), " users");
+    case Resource::kChain: return counted(resource.chain().hops_size(), "hop");
+    case Resource::kHop: return counted(resource.hop().nodes_size(), "node");
+    case Resource::kAuther: return counted(resource.auther().auths_size(), "user");
     default: return "";
   }
 }

@@ -56,6 +56,27 @@ bool valid_name(const std::string& name) {
   return true;
 }
 
+// Label keys and values as Kubernetes has them: up to 63 of [A-Za-z0-9._-] (keys may carry a
+// "prefix/"), so that they print and match the same everywhere.
+bool valid_label(std::string_view text, bool is_key) {
+  if (text.size() > (is_key ? 253 : 63) || (is_key && text.empty())) return false;
+  for (char c : text) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' || (is_key && c == '/');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+absl::Status check_labels(const google::protobuf::Map<std::string, std::string>& labels, std::string_view what) {
+  for (const auto& [key, value] : labels) {
+    if (!valid_label(key, true) || !valid_label(value, false)) {
+      return absl::InvalidArgumentError(common::str_cat(
+          what, " \"", key, "=", value, "\": keys and values are letters, digits, '-', '.' and '_' (keys may have a prefix/)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 bool is_secret_key(std::string_view key) {
   std::string lower = common::to_lower(key);
   for (std::string_view word : {"password", "passwd", "secret", "token", "key"}) {
@@ -139,6 +160,10 @@ absl::Status normalize_resource(Resource& resource) {
   if (!valid_name(name)) {
     return absl::InvalidArgumentError(common::str_cat(
         kind, " \"", name, "\": a name is 1 to 63 letters, digits, '-', '.' or '_', starting with a letter or digit"));
+  }
+  if (auto status = check_labels(resource.metadata().labels(), "label"); !status.ok()) return status;
+  if (auto status = check_labels(resource.metadata().placement().match_labels(), "placement label"); !status.ok()) {
+    return status;
   }
   const auto* field = spec_field(resource);
   if (resource.spec_case() != Resource::SPEC_NOT_SET && resource.spec_case() != field->number()) {

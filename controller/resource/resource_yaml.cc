@@ -1,10 +1,13 @@
 #include "controller/resource/resource_yaml.h"
 
+#include <memory>
+
 #include <yaml-cpp/yaml.h>
 
 #include "absl/strings/numbers.h"
 #include "common/config_file.h"
 #include "common/strings.h"
+#include "common/yaml_syntax.h"
 
 namespace strait::controller {
 namespace {
@@ -91,18 +94,33 @@ absl::StatusOr<Resource> read_resource(const YAML::Node& document, std::string_v
   return resource;
 }
 
-YAML::Node resource_node(const Resource& resource) {
-  YAML::Node node;
-  node["kind"] = resource.kind();
-  YAML::Node metadata = YAML::Load(common::message_to_json(resource.metadata()));
-  node["metadata"] = metadata;
-  if (const auto* spec = spec_of(resource)) node["spec"] = YAML::Load(common::message_to_json(*spec));
-  return node;
+// The spec's own name repeats metadata.name; parsing sets it again, so it is not printed.
+std::unique_ptr<google::protobuf::Message> without_name(const google::protobuf::Message& spec) {
+  std::unique_ptr<google::protobuf::Message> copy(spec.New());
+  copy->CopyFrom(spec);
+  copy->GetReflection()->ClearField(copy.get(), copy->GetDescriptor()->FindFieldByName("name"));
+  return copy;
+}
+
+// Emits kind, metadata and spec into one map. The parts are separate YAML documents and are
+// emitted, not assigned into one node: yaml-cpp merges the memory of assigned nodes and leaks
+// it when documents are combined.
+void emit_resource(YAML::Emitter& out, const Resource& resource, bool block) {
+  auto part = [block](const google::protobuf::Message& message) {
+    YAML::Node node = YAML::Load(common::message_to_json(message));
+    if (block) common::make_block_style(node);
+    return node;
+  };
+  out << YAML::BeginMap << YAML::Key << "kind" << YAML::Value << resource.kind();
+  out << YAML::Key << "metadata" << YAML::Value << part(resource.metadata());
+  if (const auto* spec = spec_of(resource)) out << YAML::Key << "spec" << YAML::Value << part(*without_name(*spec));
+  out << YAML::EndMap;
 }
 
 }  // namespace
 
 absl::StatusOr<ParsedResources> parse_resources(std::string_view text, std::string_view source) {
+  if (auto status = common::check_yaml_syntax(text, source); !status.ok()) return status;
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(std::string(text));
@@ -124,18 +142,20 @@ absl::StatusOr<ParsedResources> parse_resources(std::string_view text, std::stri
 }
 
 std::string resource_to_yaml(const Resource& resource) {
-  YAML::Node node = resource_node(resource);
-  common::make_block_style(node);
   YAML::Emitter emitter;
-  emitter << node;
-  return std::string(emitter.c_str()) + "\n";
+  emit_resource(emitter, resource, true);
+  std::string text = std::string(emitter.c_str()) + "\n";
+  // yaml-cpp writes some control characters (a CR in a value) unquoted, which breaks the
+  // document; JSON escapes them and is YAML too.
+  if (!common::check_yaml_syntax(text, "").ok()) return resource_to_json(resource);
+  return text;
 }
 
 std::string resource_to_json(const Resource& resource) {
   std::string out = str_cat("{\n\"kind\": \"", resource.kind(), "\",\n\"metadata\": ",
                             common::strip_whitespace(common::message_to_json(resource.metadata())));
   if (const auto* spec = spec_of(resource)) {
-    out += str_cat(",\n\"spec\": ", common::strip_whitespace(common::message_to_json(*spec)));
+    out += str_cat(",\n\"spec\": ", common::strip_whitespace(common::message_to_json(*without_name(*spec))));
   }
   return out + "\n}\n";
 }

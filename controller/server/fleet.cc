@@ -65,7 +65,10 @@ uint64_t Fleet::connect(const control::v1::Hello& hello, const std::string& peer
   agent.info.set_last_seen_unix_millis(now_millis());
   // Whatever the agent serves, this new stream starts with a full snapshot.
   agent.sent_fingerprint.clear();
-  spdlog::info("agent {} connected from {} (labels {}, serving {})", hello.agent_id(), peer, hello.labels().size(),
+  std::vector<std::string> labels;
+  for (const auto& [key, value] : agent.labels) labels.push_back(key + "=" + value);
+  spdlog::info("agent {} connected from {} (labels {}, serving {})", hello.agent_id(), peer,
+               labels.empty() ? "none" : common::join(labels, ","),
                hello.applied_version().empty() ? "nothing yet" : hello.applied_version());
   if (resources.ok()) push_locked(agent, *resources, revision);
   return agent.session;
