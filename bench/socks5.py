@@ -14,57 +14,28 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
+
+from benchlib import ProcessGroup, free_port
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, deadline=10.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited early with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"port {port} not ready")
-
-
-class Proxies:
+class Proxies(ProcessGroup):
     def __init__(self, agent):
+        super().__init__("strait-bench-socks-")
         self.agent = agent
-        self.tmp = tempfile.mkdtemp(prefix="strait-bench-socks-")
-        self.procs = []
         self.ports = {}
 
-    def start(self, name, argv, port):
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.procs.append(proc)
-        wait_port(port, proc)
+    def start_proxy(self, name, argv, port):
+        self.start(argv, port)
         self.ports[name] = port
-
-    def write(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
 
     def strait(self):
         port = free_port()
         # Warnings only: a log line per connection is not what is being measured.
         config = self.write("strait.yaml", "log: {level: warn}\n")
-        self.start("strait", [self.agent, "-C", config, "-L", f"socks5://127.0.0.1:{port}"], port)
+        self.start_proxy("strait", [self.agent, "-C", config, "-L", f"socks5://127.0.0.1:{port}"], port)
 
     def dante(self):
         port = free_port()
@@ -78,11 +49,11 @@ user.unprivileged: nobody
 client pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}
 socks pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 command: connect }}
 """)
-        self.start("dante", ["danted", "-f", config, "-p", os.path.join(self.tmp, "danted.pid")], port)
+        self.start_proxy("dante", ["danted", "-f", config, "-p", os.path.join(self.tmp, "danted.pid")], port)
 
     def microsocks(self):
         port = free_port()
-        self.start("microsocks", ["microsocks", "-i", "127.0.0.1", "-p", str(port)], port)
+        self.start_proxy("microsocks", ["microsocks", "-i", "127.0.0.1", "-p", str(port)], port)
 
     def v2ray(self):
         port = free_port()
@@ -91,17 +62,8 @@ socks pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 command: connect }}
             "inbounds": [{"listen": "127.0.0.1", "port": port, "protocol": "socks",
                           "settings": {"auth": "noauth", "udp": False}}],
             "outbounds": [{"protocol": "freedom"}]}))
-        self.start("v2ray", ["v2ray", "-config", config], port)
+        self.start_proxy("v2ray", ["v2ray", "-config", config], port)
 
-    def stop(self):
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def load(tool, mode, port, parallel, seconds):

@@ -16,82 +16,32 @@ import json
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchlib import ProcessGroup, free_port, rss_kib, wait_port
 
 
-def wait_port(port, proc, deadline=10.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited early with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"port {port} not ready")
-
-
-def rss_kib(pid):
-    """Resident memory of a process and its children (haproxy and socat fork workers)."""
-    total = 0
-    pids = [pid]
-    try:
-        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-        pids += [int(c) for c in children]
-    except FileNotFoundError:
-        pass
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except FileNotFoundError:
-            pass
-    return total
-
-
-class Peers:
+class Peers(ProcessGroup):
     def __init__(self, agent, target_port):
+        super().__init__("strait-bench-")
         self.agent = agent
         self.target_port = target_port
-        self.procs = []
-        self.tmp = tempfile.mkdtemp(prefix="strait-bench-")
-
-    def start(self, name, argv, port):
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.procs.append(proc)
-        wait_port(port, proc)
-        return proc
 
     def strait(self, port):
         # Warnings only: a log line per connection is not what is being measured.
-        config = os.path.join(self.tmp, f"strait-{port}.yaml")
-        with open(config, "w") as f:
-            f.write("log: {level: warn}\n")
-        return self.start("strait", [self.agent, "-C", config, "-L",
-                                     f"tcp://127.0.0.1:{port}/127.0.0.1:{self.target_port}"], port)
+        config = self.write(f"strait-{port}.yaml", "log: {level: warn}\n")
+        return self.start([self.agent, "-C", config, "-L", f"tcp://127.0.0.1:{port}/127.0.0.1:{self.target_port}"],
+                          port)
 
     def socat(self, port):
-        return self.start("socat", ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
-                                    f"TCP:127.0.0.1:{self.target_port}"], port)
+        return self.start(["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                           f"TCP:127.0.0.1:{self.target_port}"], port)
 
     def haproxy(self, port):
-        config = os.path.join(self.tmp, f"haproxy-{port}.cfg")
-        with open(config, "w") as f:
-            f.write(f"""global
+        config = self.write(f"haproxy-{port}.cfg", f"""global
     nbthread {os.cpu_count()}
     maxconn 6000
 defaults
@@ -104,17 +54,7 @@ listen forward
     bind 127.0.0.1:{port}
     server target 127.0.0.1:{self.target_port}
 """)
-        return self.start("haproxy", ["haproxy", "-f", config, "-db"], port)
-
-    def stop(self):
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        return self.start(["haproxy", "-f", config, "-db"], port)
 
 
 def iperf(port, streams, seconds):

@@ -119,6 +119,7 @@ int run(const Options& options) {
               << " (address in use or not local?)\n";
     return kExitRuntime;
   }
+  // Started last: once it answers, the store is open and both gRPC ports serve, so ready.
   auto http = HttpEndpoints::start(
       options.listen_http, [&metrics] { return metrics.text(); }, [] { return true; });
   if (!http.ok()) {

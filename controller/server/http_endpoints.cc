@@ -5,6 +5,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 
 #include "common/address.h"
@@ -20,9 +21,12 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
 asio::awaitable<void> serve_one(tcp::socket socket, const HttpEndpoints::Metrics& metrics,
                                 const HttpEndpoints::Ready& ready) {
+  boost::beast::tcp_stream stream(std::move(socket));
+  // A scraper gets 10 s for its request and our answer; a stalled client is dropped.
+  stream.expires_after(std::chrono::seconds(10));
   boost::beast::flat_buffer buffer;
   http::request<http::empty_body> request;
-  auto [read_error, unused] = co_await http::async_read(socket, buffer, request, kUseTuple);
+  auto [read_error, unused] = co_await http::async_read(stream, buffer, request, kUseTuple);
   if (read_error) co_return;
   http::response<http::string_body> response;
   response.version(request.version());
@@ -46,7 +50,7 @@ asio::awaitable<void> serve_one(tcp::socket socket, const HttpEndpoints::Metrics
     response.body() = "not found: try /metrics, /healthz or /readyz\n";
   }
   response.prepare_payload();
-  co_await http::async_write(socket, response, kUseTuple);
+  co_await http::async_write(stream, response, kUseTuple);
 }
 
 }  // namespace
