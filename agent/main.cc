@@ -206,7 +206,7 @@ int main(int argc, char** argv) {
     std::cout << "strait-agent " << kVersion << " (gost-compatible command line)\n";
     return 0;
   }
-  auto drain_timeout = strait::common::parse_duration(drain_timeout_text);
+  auto drain_timeout = strait::common::parse_timeout(drain_timeout_text);
   if (!drain_timeout.ok()) {
     std::cerr << "strait-agent: --drain-timeout: " << drain_timeout.status().message() << "\n";
     return kExitUsage;

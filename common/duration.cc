@@ -1,8 +1,8 @@
 #include "common/duration.h"
 
-#include <cctype>
-#include <cmath>
+#include <algorithm>
 #include <cstdint>
+
 #include "common/strings.h"
 
 
@@ -11,21 +11,37 @@ namespace {
 
 struct Unit {
   std::string_view suffix;
-  double nanoseconds;
+  int64_t nanoseconds;
 };
 
-// Longest suffixes first so that "ms" is not read as "m" followed by garbage.
 constexpr Unit kUnits[] = {
-    {"ns", 1.0}, {"us", 1e3}, {"µs", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9},
+    {"ns", 1},         {"us", 1'000},          {"µs", 1'000}, {"μs", 1'000}, {"ms", 1'000'000},
+    {"s", 1'000'000'000}, {"m", 60'000'000'000}, {"h", 3'600'000'000'000},
 };
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// The unit at the start of `text`, longest suffix first so that "ms" is not read as "m".
+const Unit* match_unit(std::string_view text) {
+  const Unit* best = nullptr;
+  for (const auto& unit : kUnits) {
+    if (text.substr(0, unit.suffix.size()) == unit.suffix && (best == nullptr || unit.suffix.size() > best->suffix.size())) {
+      best = &unit;
+    }
+  }
+  return best;
+}
 
 }  // namespace
 
 absl::StatusOr<std::chrono::nanoseconds> parse_duration(std::string_view text) {
   auto invalid = [&](std::string_view why) {
-    return absl::InvalidArgumentError(
-        str_cat("invalid duration \"", text, "\": ", why, " (use e.g. 10s, 1m30s, 250ms)"));
+    std::string_view shown = text.size() > 40 ? text.substr(0, 40) : text;
+    return absl::InvalidArgumentError(str_cat("invalid duration \"", shown, text.size() > 40 ? "..." : "", "\": ", why,
+                                              " (use e.g. 10s, 1m30s, 250ms)"));
   };
+  // Go's limit: the magnitude of an int64 count of nanoseconds.
+  constexpr unsigned __int128 kLimit = static_cast<unsigned __int128>(INT64_MAX);
   if (text.empty()) return invalid("empty");
   std::string_view rest = text;
   bool negative = false;
@@ -35,35 +51,59 @@ absl::StatusOr<std::chrono::nanoseconds> parse_duration(std::string_view text) {
   }
   if (rest.empty()) return invalid("no number");
   if (rest == "0") return std::chrono::nanoseconds{0};
-  bool all_digits = !rest.empty();
-  for (char c : rest) all_digits = all_digits && std::isdigit(static_cast<unsigned char>(c));
-  if (all_digits) {
-    if (rest.size() > 12) return invalid("too large");
-    auto seconds = std::stoll(std::string(rest));
-    return std::chrono::nanoseconds{(negative ? -seconds : seconds) * 1'000'000'000LL};
-  }
-  double total = 0;
+  unsigned __int128 total = 0;
+  bool bare_integer = std::all_of(rest.begin(), rest.end(), is_digit);
   while (!rest.empty()) {
+    // Whole part: stop accumulating once past the limit; the check below refuses it.
+    unsigned __int128 whole = 0;
     size_t i = 0;
-    while (i < rest.size() && (std::isdigit(static_cast<unsigned char>(rest[i])) || rest[i] == '.')) ++i;
-    if (i == 0) return invalid("expected a number");
-    std::string number(rest.substr(0, i));
-    if (number == "." || number.find('.') != number.rfind('.')) return invalid("bad number");
-    rest.remove_prefix(i);
-    const Unit* unit = nullptr;
-    for (const auto& candidate : kUnits) {
-      if (rest.substr(0, candidate.suffix.size()) == candidate.suffix &&
-          (unit == nullptr || candidate.suffix.size() > unit->suffix.size())) {
-        unit = &candidate;
+    for (; i < rest.size() && is_digit(rest[i]); ++i) {
+      if (whole <= kLimit) whole = whole * 10 + static_cast<unsigned>(rest[i] - '0');
+    }
+    bool has_whole = i > 0;
+    // Fraction: keep up to 18 digits, enough for any unit down to nanoseconds.
+    uint64_t fraction = 0;
+    uint64_t scale = 1;
+    bool has_fraction = false;
+    if (i < rest.size() && rest[i] == '.') {
+      ++i;
+      for (; i < rest.size() && is_digit(rest[i]); ++i) {
+        has_fraction = true;
+        if (scale < 1'000'000'000'000'000'000ULL) {
+          fraction = fraction * 10 + static_cast<uint64_t>(rest[i] - '0');
+          scale *= 10;
+        }
       }
     }
-    if (unit == nullptr) return invalid("missing or unknown unit");
-    rest.remove_prefix(unit->suffix.size());
-    total += std::stod(number) * unit->nanoseconds;
-    if (total > 9.2e18) return invalid("too large");
+    if (!has_whole && !has_fraction) return invalid(i == 0 ? "expected a number" : "bad number");
+    rest.remove_prefix(i);
+    const Unit* unit = nullptr;
+    if (bare_integer) {
+      static constexpr Unit kSeconds{"", 1'000'000'000};
+      unit = &kSeconds;
+    } else {
+      unit = match_unit(rest);
+      if (unit == nullptr) return invalid("missing or unknown unit");
+      rest.remove_prefix(unit->suffix.size());
+    }
+    auto per_unit = static_cast<unsigned __int128>(unit->nanoseconds);
+    if (whole > kLimit / per_unit) return invalid("too large");
+    total += whole * per_unit + static_cast<unsigned __int128>(fraction) * per_unit / scale;
+    if (total > kLimit) return invalid("too large");
   }
-  auto ns = static_cast<int64_t>(std::llround(total));
+  auto ns = static_cast<int64_t>(total);
   return std::chrono::nanoseconds{negative ? -ns : ns};
+}
+
+absl::StatusOr<std::chrono::nanoseconds> parse_timeout(std::string_view text) {
+  auto value = parse_duration(text);
+  if (!value.ok()) return value.status();
+  if (value->count() < 0) return absl::InvalidArgumentError(str_cat("duration \"", text, "\" must not be negative"));
+  if (*value > kMaxDuration) {
+    return absl::InvalidArgumentError(str_cat("duration \"", text.substr(0, 40), text.size() > 40 ? "..." : "",
+                                              "\" is too large (at most ", format_duration(kMaxDuration), ")"));
+  }
+  return *value;
 }
 
 std::string format_duration(std::chrono::nanoseconds value) {

@@ -10,6 +10,38 @@ namespace strait::common {
 namespace {
 
 using google::protobuf::Value;
+using Kind = MetadataKind;
+
+// Every key a Strait type reads. GOST spells some keys several ways; each spelling is a row.
+const std::vector<MetadataKey> kKeys = {
+    // service
+    {"idleTimeout", Kind::kDuration, 0, 0, "a relayed connection with no bytes either way for this long is closed"},
+    {"halfCloseTimeout", Kind::kDuration, 0, 0, "after one side ends its stream, how long the other may go on"},
+    {"maxConnections", Kind::kInteger, 0, 10'000'000, "open connections (UDP: sessions) of the service, 0 = agent-wide limit only"},
+    {"maxConns", Kind::kInteger, 0, 10'000'000, "alias of maxConnections"},
+    // listener
+    {"ttl", Kind::kDuration, 0, 0, "udp listener: a client session idle this long ends"},
+    {"keepalive.ttl", Kind::kDuration, 0, 0, "alias of ttl"},
+    {"backlog", Kind::kInteger, 1, 65535, "listen backlog (udp: sessions not yet accepted)"},
+    {"keepalive", Kind::kBool, 0, 0, "TCP keepalive on accepted and dialed sockets (default on)"},
+    {"keepalive.idle", Kind::kDuration, 0, 0, "idle time before the first keepalive probe"},
+    {"keepalive.interval", Kind::kDuration, 0, 0, "time between keepalive probes"},
+    {"keepalive.count", Kind::kInteger, 1, 127, "unanswered probes before the connection is dropped"},
+    // handlers
+    {"readTimeout", Kind::kDuration, 0, 0, "how long a client may take to send its request"},
+    {"bind", Kind::kBool, 0, 0, "allow SOCKS BIND"},
+    {"udp", Kind::kBool, 0, 0, "allow SOCKS5 UDP relay"},
+    {"udpBufferSize", Kind::kInteger, 1, INT32_MAX, "largest UDP datagram read from a target (clamped to 512..65536)"},
+    {"udp.bufferSize", Kind::kInteger, 1, INT32_MAX, "alias of udpBufferSize"},
+    {"udp.ttl", Kind::kDuration, 0, 0, "SOCKS5 UDP: a target flow idle this long is closed"},
+    {"udp.maxAssociations", Kind::kInteger, 0, 1'000'000, "SOCKS5 UDP associations open at once per service"},
+    {"authBasicRealm", Kind::kString, 0, 0, "realm of the HTTP proxy's 407 answer"},
+    // connectors and dialers
+    {"timeout", Kind::kDuration, 0, 0, "hop handshake deadline"},
+    {"connectTimeout", Kind::kDuration, 0, 0, "alias of timeout"},
+    {"relay", Kind::kString, 0, 0, "socks5 connector UDP mode: udp for UDP ASSOCIATE"},
+    {"disable4a", Kind::kBool, 0, 0, "socks4 connector: resolve names locally"},
+};
 
 const Value* find(const Metadata& metadata, std::string_view key) {
   for (const auto& [name, value] : metadata.fields()) {
@@ -18,47 +50,93 @@ const Value* find(const Metadata& metadata, std::string_view key) {
   return nullptr;
 }
 
-absl::Status wrong_form(std::string_view key, std::string_view expected, std::string_view got) {
-  return absl::InvalidArgumentError(str_cat("metadata ", key, ": expected ", expected, ", got \"", got, "\""));
+// The value as text for messages, cut short: metadata can be long and comes from users.
+std::string shown(const Value& value) {
+  std::string text;
+  if (value.has_string_value()) {
+    text = value.string_value();
+  } else if (value.has_bool_value()) {
+    text = value.bool_value() ? "true" : "false";
+  } else if (value.has_number_value()) {
+    text = std::to_string(value.number_value());
+  } else {
+    text = "(not a scalar)";
+  }
+  if (text.size() > 40) text = text.substr(0, 40) + "...";
+  return text;
 }
 
+absl::Status wrong_form(std::string_view key, std::string_view expected, const Value& got) {
+  return absl::InvalidArgumentError(str_cat("metadata ", key, ": expected ", expected, ", got \"", shown(got), "\""));
+}
+
+// Exactly representable integers of a double: past 2^53 a JSON number is no longer exact.
+constexpr double kMaxExactDouble = 9007199254740992.0;
+
 }  // namespace
+
+const std::vector<MetadataKey>& known_metadata_keys() { return kKeys; }
+
+const MetadataKey* find_metadata_key(std::string_view name) {
+  for (const auto& key : kKeys) {
+    if (iequals(key.name, name)) return &key;
+  }
+  return nullptr;
+}
 
 absl::StatusOr<std::optional<bool>> metadata_bool(const Metadata& metadata, std::string_view key) {
   const Value* value = find(metadata, key);
   if (value == nullptr) return std::nullopt;
   if (value->has_bool_value()) return value->bool_value();
-  if (value->has_number_value()) return value->number_value() != 0;
+  if (value->has_number_value()) {
+    if (value->number_value() == 0) return false;
+    if (value->number_value() == 1) return true;
+    return wrong_form(key, "true or false", *value);
+  }
   std::string text = to_lower(value->string_value());
   // Go's strconv.ParseBool spellings, which GOST uses.
   if (text == "true" || text == "1" || text == "t") return true;
   if (text == "false" || text == "0" || text == "f") return false;
-  return wrong_form(key, "true or false", value->string_value());
+  return wrong_form(key, "true or false", *value);
 }
 
 absl::StatusOr<std::optional<std::chrono::nanoseconds>> metadata_duration(const Metadata& metadata,
                                                                           std::string_view key) {
   const Value* value = find(metadata, key);
   if (value == nullptr) return std::nullopt;
+  const auto max_seconds = std::chrono::duration<double>(kMaxDuration).count();
   if (value->has_number_value()) {
     // GOST reads a bare number as seconds.
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(value->number_value()));
+    double seconds = value->number_value();
+    if (!std::isfinite(seconds) || seconds < 0 || seconds > max_seconds) {
+      return wrong_form(key, str_cat("a duration from 0 to ", format_duration(kMaxDuration)), *value);
+    }
+    return std::chrono::nanoseconds(static_cast<int64_t>(seconds * 1e9));
   }
-  auto parsed = parse_duration(value->string_value());
-  if (!parsed.ok()) return wrong_form(key, "a duration such as 10s", value->string_value());
+  if (!value->has_string_value()) return wrong_form(key, "a duration such as 10s", *value);
+  auto parsed = parse_timeout(value->string_value());
+  if (!parsed.ok()) return absl::InvalidArgumentError(str_cat("metadata ", key, ": ", parsed.status().message()));
   return *parsed;
 }
 
 absl::StatusOr<std::optional<int64_t>> metadata_int(const Metadata& metadata, std::string_view key) {
   const Value* value = find(metadata, key);
   if (value == nullptr) return std::nullopt;
+  const MetadataKey* schema = find_metadata_key(key);
+  int64_t min = schema != nullptr ? schema->min : INT64_MIN;
+  int64_t max = schema != nullptr ? schema->max : INT64_MAX;
+  std::string range = str_cat("an integer from ", min, " to ", max);
+  int64_t parsed = 0;
   if (value->has_number_value()) {
     double number = value->number_value();
-    if (std::trunc(number) != number) return wrong_form(key, "an integer", *metadata_string(metadata, key));
-    return static_cast<int64_t>(number);
+    if (!std::isfinite(number) || std::trunc(number) != number || std::fabs(number) > kMaxExactDouble) {
+      return wrong_form(key, range, *value);
+    }
+    parsed = static_cast<int64_t>(number);
+  } else if (!value->has_string_value() || !absl::SimpleAtoi(value->string_value(), &parsed)) {
+    return wrong_form(key, range, *value);
   }
-  int64_t parsed = 0;
-  if (!absl::SimpleAtoi(value->string_value(), &parsed)) return wrong_form(key, "an integer", value->string_value());
+  if (parsed < min || parsed > max) return wrong_form(key, range, *value);
   return parsed;
 }
 
@@ -69,10 +147,39 @@ std::optional<std::string> metadata_string(const Metadata& metadata, std::string
   if (value->has_bool_value()) return value->bool_value() ? "true" : "false";
   if (value->has_number_value()) {
     double number = value->number_value();
-    if (std::trunc(number) == number) return std::to_string(static_cast<int64_t>(number));
+    if (std::isfinite(number) && std::trunc(number) == number && std::fabs(number) <= kMaxExactDouble) {
+      return std::to_string(static_cast<int64_t>(number));
+    }
     return std::to_string(number);
   }
   return std::string();
+}
+
+absl::Status validate_metadata(const Metadata& metadata, std::string_view where, std::vector<std::string>* unknown) {
+  for (const auto& [name, value] : metadata.fields()) {
+    const MetadataKey* key = find_metadata_key(name);
+    if (key == nullptr) {
+      if (unknown != nullptr) unknown->push_back(name);
+      continue;
+    }
+    absl::Status status;
+    switch (key->kind) {
+      case Kind::kBool:
+        status = metadata_bool(metadata, name).status();
+        break;
+      case Kind::kDuration:
+        status = metadata_duration(metadata, name).status();
+        break;
+      case Kind::kInteger:
+        status = metadata_int(metadata, name).status();
+        break;
+      case Kind::kString:
+        if (value.has_struct_value() || value.has_list_value()) status = wrong_form(name, "a string", value);
+        break;
+    }
+    if (!status.ok()) return absl::InvalidArgumentError(str_cat(where, ": ", status.message()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace strait::common

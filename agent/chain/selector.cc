@@ -35,7 +35,7 @@ absl::StatusOr<SelectorOptions> parse_selector(const config::v1::SelectorConfig&
   if (config.max_fails() < 0) return absl::InvalidArgumentError("selector.maxFails must not be negative");
   if (config.max_fails() > 0) options.max_fails = config.max_fails();
   if (!config.fail_timeout().empty()) {
-    auto timeout = common::parse_duration(config.fail_timeout());
+    auto timeout = common::parse_timeout(config.fail_timeout());
     if (!timeout.ok()) return absl::InvalidArgumentError(common::str_cat("selector.failTimeout: ", timeout.status().message()));
     options.fail_timeout = *timeout;
   }

@@ -1,5 +1,6 @@
 #include "agent/connector/http.h"
 
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -9,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "agent/chain/errors.h"
 #include "agent/connector/connector_options.h"
+#include "agent/protocol/http_status.h"
 #include "common/prefixed_stream.h"
 #include "common/strings.h"
 
@@ -60,18 +62,6 @@ class HttpConnector final : public Connector {
 };
 
 }  // namespace
-
-std::optional<int> parse_http_status(std::string_view head) {
-  // "HTTP/1.x SP 3DIGIT [SP reason]" (RFC 9112 §4).
-  if (head.size() < 12 || head.substr(0, 7) != "HTTP/1." || head[8] != ' ') return std::nullopt;
-  int code = 0;
-  for (size_t i = 9; i < 12; ++i) {
-    if (head[i] < '0' || head[i] > '9') return std::nullopt;
-    code = code * 10 + (head[i] - '0');
-  }
-  if (head.size() > 12 && head[12] != ' ' && head[12] != '\r') return std::nullopt;
-  return code;
-}
 
 absl::StatusOr<std::unique_ptr<Connector>> make_http_connector(const config::v1::NodeConfig& node) {
   const auto& auth = connector_auth(node);

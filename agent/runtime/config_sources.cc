@@ -1,6 +1,9 @@
 #include "agent/runtime/config_sources.h"
 
+#include <exception>
+
 #include "common/cmdline_config.h"
+#include "common/strings.h"
 
 namespace strait::agent {
 
@@ -26,7 +29,13 @@ bool ConfigSources::has_controller_snapshot() const {
 absl::Status ConfigSources::apply_locked(const config::v1::Config& local, const config::v1::Config* snapshot) {
   auto merged = std::make_shared<config::v1::Config>(local);
   if (snapshot != nullptr) common::merge_config(*merged, *snapshot);
-  return runtime_.apply(std::move(merged));
+  // Validation refuses bad values before anything is built; should a value still slip
+  // through and throw, the source's change is refused (a NACK) rather than ending the agent.
+  try {
+    return runtime_.apply(std::move(merged));
+  } catch (const std::exception& error) {
+    return absl::InternalError(common::str_cat("config not applied: unexpected error: ", error.what()));
+  }
 }
 
 }  // namespace strait::agent

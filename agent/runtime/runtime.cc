@@ -5,8 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/channel/registry.h"
+#include "agent/connector/registry.h"
 #include "agent/handler/registry.h"
 #include "common/address.h"
+#include "common/config_validate.h"
 #include "common/duration.h"
 #include "common/metadata.h"
 #include "common/resource_error.h"
@@ -147,6 +149,10 @@ Runtime::Runtime(Workers& workers, std::chrono::nanoseconds drain_timeout)
 
 absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
   const Config& config = *snapshot;
+  static const common::KnownTypes kRegistered{handler_types(), listener_types(), connector_types(), dialer_types()};
+  std::vector<std::string> warnings;
+  if (auto status = common::validate_config(config, {&kRegistered, nullptr}, &warnings); !status.ok()) return status;
+  for (const auto& warning : warnings) spdlog::warn("{}", warning);
   if (auto status = reject_unsupported_sections(config); !status.ok()) return status;
   std::map<std::string, std::shared_ptr<const Chain>> chains;
   std::map<std::string, std::string> chain_fingerprints;

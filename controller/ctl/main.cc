@@ -1,4 +1,5 @@
 // straitctl: compose services and chains for a whole Strait fleet, kubectl-style.
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -136,9 +137,18 @@ class Ctl {
   std::unique_ptr<admin::v1::Admin::Stub> stub_;
 };
 
+// Position of a kind in resource_kinds(): what others reference comes first.
+size_t kind_rank(const Resource& resource) {
+  const auto& kinds = controller::resource_kinds();
+  return static_cast<size_t>(std::find(kinds.begin(), kinds.end(), resource.kind()) - kinds.begin());
+}
+
 int apply_files(Ctl& ctl, const std::vector<std::string>& files) {
   auto resources = read_files(files);
   if (!resources.ok()) return fail(std::string(resources.status().message()), kExitUsage);
+  // The controller refuses a reference to what does not exist yet: referenced kinds first.
+  std::stable_sort(resources->begin(), resources->end(),
+                   [](const Resource& a, const Resource& b) { return kind_rank(a) < kind_rank(b); });
   int status = 0;
   for (const auto& resource : *resources) {
     admin::v1::ApplyRequest request;
@@ -269,6 +279,9 @@ int remove(Ctl& ctl, const std::string& kind, const std::string& name, const std
   if (!files.empty()) {
     auto resources = read_files(files);
     if (!resources.ok()) return fail(std::string(resources.status().message()), kExitUsage);
+    // What is still referenced cannot be deleted: referring kinds first.
+    std::stable_sort(resources->begin(), resources->end(),
+                     [](const Resource& a, const Resource& b) { return kind_rank(a) > kind_rank(b); });
     for (const auto& resource : *resources) targets.emplace_back(resource.kind(), resource.metadata().name());
   } else {
     if (kind.empty() || name.empty()) return fail("delete needs KIND NAME or -f FILE", kExitUsage);

@@ -186,6 +186,21 @@ bool placement_matches(const Resource& resource, const Labels& agent_labels) {
   return true;
 }
 
+void add_to_config(config::v1::Config& config, const Resource& resource) {
+  switch (resource.spec_case()) {
+    case Resource::kService: *config.add_services() = resource.service(); break;
+    case Resource::kChain: *config.add_chains() = resource.chain(); break;
+    case Resource::kHop: *config.add_hops() = resource.hop(); break;
+    case Resource::kAuther: *config.add_authers() = resource.auther(); break;
+    case Resource::kBypass: *config.add_bypasses() = resource.bypass(); break;
+    case Resource::kAdmission: *config.add_admissions() = resource.admission(); break;
+    case Resource::kResolver: *config.add_resolvers() = resource.resolver(); break;
+    case Resource::kHosts: *config.add_hosts() = resource.hosts(); break;
+    case Resource::kLimiter: *config.add_limiters() = resource.limiter(); break;
+    case Resource::SPEC_NOT_SET: break;
+  }
+}
+
 std::string resource_key(const Resource& resource) {
   return common::str_cat(resource.kind(), "/", resource.metadata().name());
 }

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "strait/v1/admin.pb.h"
+#include "strait/v1/config.pb.h"
 
 namespace strait::controller {
 
@@ -35,6 +36,9 @@ void redact_secrets(Resource& resource);
 
 // True when every placement label is among the agent's labels.
 bool placement_matches(const Resource& resource, const Labels& agent_labels);
+
+// Appends the resource's spec to the config section of its kind.
+void add_to_config(config::v1::Config& config, const Resource& resource);
 
 // "Service/entry".
 std::string resource_key(const Resource& resource);

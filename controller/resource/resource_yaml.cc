@@ -8,6 +8,7 @@
 #include "common/config_file.h"
 #include "common/strings.h"
 #include "common/yaml_syntax.h"
+#include "controller/resource/validate.h"
 
 namespace strait::controller {
 namespace {
@@ -91,6 +92,11 @@ absl::StatusOr<Resource> read_resource(const YAML::Node& document, std::string_v
   if (auto status = normalize_resource(resource); !status.ok()) {
     return absl::InvalidArgumentError(str_cat(where(source, document), status.message()));
   }
+  std::vector<std::string> unread;
+  if (auto status = validate_resource(resource, nullptr, &unread); !status.ok()) {
+    return absl::InvalidArgumentError(str_cat(where(source, document), status.message()));
+  }
+  for (const auto& warning : unread) warnings.push_back(str_cat(where(source, document), warning));
   return resource;
 }
 

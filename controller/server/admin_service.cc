@@ -1,5 +1,6 @@
 #include "controller/server/admin_service.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -9,6 +10,7 @@
 #include "common/strings.h"
 #include "controller/resource/diff.h"
 #include "controller/resource/resource.h"
+#include "controller/resource/validate.h"
 
 namespace strait::controller {
 namespace {
@@ -46,6 +48,11 @@ Status AdminService::Apply(grpc::ServerContext* context, const admin::v1::ApplyR
   if (auto status = authorize(*context); !status.ok()) return status;
   Resource resource = request->resource();
   if (auto status = normalize_resource(resource); !status.ok()) return to_grpc(status);
+  auto stored_exists = [this](const std::string& kind, const std::string& name) { return store_.get(kind, name).ok(); };
+  if (auto status = validate_resource(resource, stored_exists, nullptr); !status.ok()) {
+    spdlog::warn("apply of {} refused: {}", resource_key(resource), common::to_std(status.message()));
+    return to_grpc(status);
+  }
   std::optional<int64_t> expected;
   if (resource.metadata().revision() > 0) expected = resource.metadata().revision();
   auto current = store_.get(resource.kind(), resource.metadata().name());
@@ -95,6 +102,17 @@ Status AdminService::Delete(grpc::ServerContext* context, const admin::v1::Delet
   if (kind.empty()) return Status(StatusCode::INVALID_ARGUMENT, "unknown kind \"" + request->kind() + "\"");
   std::optional<int64_t> expected;
   if (request->revision() > 0) expected = request->revision();
+  // What a service still references cannot go: every agent running the service would refuse
+  // its next snapshot.
+  if (auto target = store_.get(kind, request->name()); target.ok()) {
+    auto all = store_.list("");
+    if (!all.ok()) return to_grpc(all.status());
+    if (auto users = referrers_of(*target, *all); !users.empty()) {
+      return Status(StatusCode::FAILED_PRECONDITION,
+                    common::str_cat(resource_key(*target), " is referenced by ", common::join(users, ", "),
+                                    "; change or delete those first"));
+    }
+  }
   auto removed = store_.remove(kind, request->name(), expected);
   if (!removed.ok()) return to_grpc(removed.status());
   *response->mutable_resource() = redacted(*removed, false);
@@ -112,6 +130,14 @@ Status AdminService::Diff(grpc::ServerContext* context, const admin::v1::DiffReq
   }
   auto stored = store_.list("");
   if (!stored.ok()) return to_grpc(stored.status());
+  // References may be satisfied by the files being diffed or by what is stored.
+  auto exists = [&](const std::string& kind, const std::string& name) {
+    auto named = [&](const Resource& r) { return r.kind() == kind && r.metadata().name() == name; };
+    return std::any_of(desired.begin(), desired.end(), named) || std::any_of(stored->begin(), stored->end(), named);
+  };
+  for (const auto& resource : desired) {
+    if (auto status = validate_resource(resource, exists, nullptr); !status.ok()) return to_grpc(status);
+  }
   for (auto& diff : diff_resources(*stored, desired, fleet_.agent_labels())) {
     if (diff.has_current()) redact_secrets(*diff.mutable_current());
     redact_secrets(*diff.mutable_desired());

@@ -5,23 +5,11 @@
 #include <span>
 
 #include "agent/protocol/socks5.h"
+#include "tests/fuzz/consume.h"
 
 namespace socks5 = strait::agent::socks5;
 using strait::agent::ParseState;
-
-namespace {
-
-// Parses one message from the front of `input`; false once the input is used up or refused.
-template <typename Parse>
-bool consume(std::span<const uint8_t>& input, Parse parse) {
-  auto message = parse(input);
-  if (message.state != ParseState::kComplete) return false;
-  if (message.size == 0 || message.size > input.size()) __builtin_trap();
-  input = input.subspan(message.size);
-  return true;
-}
-
-}  // namespace
+using strait::fuzz::consume;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> input(data, size);

@@ -140,11 +140,13 @@ class ControlPlaneTest(st.StraitTestCase):
         self.plane.apply(cp.service_yaml("entry", port))
         good = self.plane.wait_in_sync("edge-1")
         agent.wait_tcp(port)
+        # A GOST type this agent does not have passes the controller (another agent may have it)
+        # and is this agent's NACK.
         self.plane.apply(cp.service_yaml("entry", port) + "---\n" + cp.service_yaml("broken", st.free_port(),
-                                                                                    handler="htpp"))
+                                                                                    handler="relay"))
         refused = st.wait_until(lambda: (a := self.plane.agents()["edge-1"]).get("lastNackError") and a,
                                 what="a NACK")
-        self.assertIn('service broken: unknown handler type "htpp"', refused["lastNackError"])
+        self.assertIn('service broken: unknown handler type "relay"', refused["lastNackError"])
         self.assertEqual(refused["appliedVersion"], good["appliedVersion"], "the agent kept its version")
         self.assertNotEqual(refused["desiredVersion"], good["desiredVersion"])
         self.assertEqual(curl_via(port, self.url), b"hello through the fleet\n")
@@ -154,6 +156,42 @@ class ControlPlaneTest(st.StraitTestCase):
         self.plane.ctl("delete", "service", "broken")
         st.wait_until(lambda: self.plane.wait_in_sync("edge-1")["appliedVersion"] != good["appliedVersion"],
                       what="the fixed snapshot applied")
+
+    def test_values_that_would_crash_agents_are_refused_at_apply(self):
+        agent = self.plane.start_agent("edge-1")
+        port = st.free_port()
+        self.plane.apply(cp.service_yaml("entry", port))
+        good = self.plane.wait_in_sync("edge-1")
+        huge = '"' + "9" * 400 + 's"'
+        bad = self.plane.ctl("apply", "-f", "-", check=False,
+                             input_text=cp.service_yaml("entry", port, extra_spec=f", metadata: {{readTimeout: {huge}}}"))
+        self.assertEqual(bad.returncode, 2, bad.stdout + bad.stderr)
+        self.assertIn("Service/entry: service entry: metadata: metadata readTimeout: invalid duration", bad.stderr)
+        self.assertIn("too large", bad.stderr)
+        for value, message in (("-5s", "must not be negative"), ("100000h", "at most 87600h"),
+                               ("99999999999", "too large")):
+            refused = self.plane.ctl("apply", "-f", "-", check=False, input_text=cp.service_yaml(
+                "entry", port, extra_spec=f", metadata: {{idleTimeout: {value}}}"))
+            self.assertNotEqual(refused.returncode, 0, value)
+            self.assertIn(message, refused.stderr)
+        # References are checked by the controller against its store, and what is in use
+        # cannot be deleted from under a service.
+        missing = self.plane.ctl("apply", "-f", "-", check=False,
+                                 input_text=cp.service_yaml("other", st.free_port(), chain="nowhere"))
+        self.assertEqual(missing.returncode, 1)
+        self.assertIn("Service/other references Chain/nowhere, which does not exist; apply it first", missing.stderr)
+        self.plane.apply("kind: Chain\nmetadata: {name: up}\nspec: {hops: [{name: h, nodes: [{name: n, "
+                         "addr: \"127.0.0.1:1\"}]}]}\n")
+        self.plane.apply(cp.service_yaml("other", st.free_port(), chain="up"))
+        in_use = self.plane.ctl("delete", "chain", "up", check=False)
+        self.assertEqual(in_use.returncode, 1)
+        self.assertIn("Chain/up is referenced by Service/other", in_use.stderr)
+        # None of it reached the agent, which kept serving.
+        self.assertTrue(agent.alive())
+        st.wait_until(lambda: self.plane.wait_in_sync("edge-1")["appliedVersion"] != good["appliedVersion"],
+                      what="the valid changes applied")
+        self.assertIsNone(self.plane.agents()["edge-1"].get("lastNackError"))
+        self.assertEqual(curl_via(port, self.url), b"hello through the fleet\n")
 
     def test_outages_persisted_snapshot_and_resync(self):
         state_dir = self.tmp / "edge-state"
@@ -187,7 +225,8 @@ class ControlPlaneTest(st.StraitTestCase):
         self.plane.start_agent("edge-1", "role=edge")
         exit_agent = self.plane.start_agent("exit-1", "role=exit")
         out = self.plane.apply(fleet)
-        self.assertEqual(out.split(), ["service/edge-http", "created", "chain/via-exit", "created",
+        # Referenced kinds go first, whatever the file's order.
+        self.assertEqual(out.split(), ["chain/via-exit", "created", "service/edge-http", "created",
                                        "service/exit-socks", "created"])
         self.plane.wait_in_sync("edge-1")
         self.plane.wait_in_sync("exit-1")

@@ -19,15 +19,6 @@ using namespace asio::experimental::awaitable_operators;
 using testing::kUseTuple;
 using testing::run_for;
 
-TEST(HttpStatus, ParsesStatusLine) {
-  EXPECT_EQ(parse_http_status("HTTP/1.1 200 Connection established\r\n\r\n"), 200);
-  EXPECT_EQ(parse_http_status("HTTP/1.0 407\r\n\r\n"), 407);
-  EXPECT_FALSE(parse_http_status("HTTP/2 200\r\n"));
-  EXPECT_FALSE(parse_http_status("HTTP/1.1 2x0 OK\r\n"));
-  EXPECT_FALSE(parse_http_status("SSH-2.0-OpenSSH\r\n"));
-  EXPECT_FALSE(parse_http_status(""));
-}
-
 struct ConnectOutcome {
   std::string request;
   error_code error;         // empty when the connector returned a stream

@@ -60,7 +60,7 @@ TEST(ResourceYaml, RefusesWhatCannotBeAResource) {
       << unknown_kind.status();
   EXPECT_FALSE(parse_resources("kind: Service\nmetadata: {name: \"bad name\"}\n", "f.yaml").ok());
   EXPECT_FALSE(parse_resources("kind: Service\nmetadata: {name: s}\nspec: {handler: [1, 2]}\n", "f.yaml").ok());
-  auto warned = parse_resources("kind: Service\nmetadata: {name: s, colour: red}\nspec: {adr: x}\n", "f.yaml");
+  auto warned = parse_resources("kind: Service\nmetadata: {name: s, colour: red}\nspec: {addr: \":80\", adr: x}\n", "f.yaml");
   ASSERT_TRUE(warned.ok());
   EXPECT_EQ(warned->warnings.size(), 2u);
 }
