@@ -94,14 +94,40 @@ void reload(const std::string& config_argument, const std::vector<std::string>& 
   spdlog::info("SIGHUP: reloaded {}", config_argument);
 }
 
+// Says (at most every 10 s) that the log output could not keep up and lines were dropped.
+class DroppedLogReport {
+ public:
+  void check() {
+    auto now = std::chrono::steady_clock::now();
+    size_t dropped = strait::common::dropped_log_lines();
+    if (dropped == reported_ || now < next_) return;
+    spdlog::warn("log output too slow: {} lines dropped so far", dropped);
+    reported_ = dropped;
+    next_ = now + std::chrono::seconds(10);
+  }
+
+ private:
+  size_t reported_ = 0;
+  std::chrono::steady_clock::time_point next_;
+};
+
 // Re-arms itself to end draining services whose connections are gone.
-void schedule_reaping(asio::steady_timer& timer, strait::agent::Runtime& runtime) {
+void schedule_reaping(asio::steady_timer& timer, strait::agent::Runtime& runtime, DroppedLogReport& log_report) {
   timer.expires_after(std::chrono::milliseconds(500));
-  timer.async_wait([&timer, &runtime](const boost::system::error_code& ec) {
+  timer.async_wait([&timer, &runtime, &log_report](const boost::system::error_code& ec) {
     if (ec) return;
     runtime.reap_draining();
-    schedule_reaping(timer, runtime);
+    log_report.check();
+    schedule_reaping(timer, runtime, log_report);
   });
+}
+
+// Flushes the log queue and exits; when the output stopped taking lines (a pipe nobody
+// reads), exits without waiting for its writer thread, which would never end.
+int exit_after_logs(int code) {
+  if (!strait::common::flush_logging(std::chrono::seconds(2))) std::_Exit(code);
+  spdlog::shutdown();
+  return code;
 }
 
 struct ControlFlags {
@@ -303,7 +329,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", strait::common::to_std(applied.message()));
     std::cerr << "strait-agent: " << applied.message() << "\n";
     workers.stop();
-    return absl::IsUnavailable(applied) ? kExitRuntime : kExitUsage;
+    return exit_after_logs(absl::IsUnavailable(applied) ? kExitRuntime : kExitUsage);
   }
   std::unique_ptr<strait::agent::ControllerClient> controller;
   if (controlled) {
@@ -320,7 +346,8 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   pthread_sigmask(SIG_UNBLOCK, &blocked, nullptr);
   asio::steady_timer reaper(control);
-  schedule_reaping(reaper, runtime);
+  DroppedLogReport log_report;
+  schedule_reaping(reaper, runtime, log_report);
   int received = 0;
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
                                                                               int signal_number) {
@@ -341,5 +368,5 @@ int main(int argc, char** argv) {
   runtime.shutdown(*drain_timeout);
   workers.stop();
   spdlog::info("stopped");
-  return 0;
+  return exit_after_logs(0);
 }

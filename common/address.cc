@@ -1,14 +1,28 @@
 #include "common/address.h"
 
-#include <charconv>
-#include "common/strings.h"
+#include <arpa/inet.h>
 
+#include <algorithm>
+#include <charconv>
+
+#include "common/strings.h"
 
 namespace strait::common {
 
 std::string HostPort::to_string() const {
   if (is_ipv6_literal(host)) return str_cat("[", host, "]:", port);
   return str_cat(host, ":", port);
+}
+
+bool is_host_name(std::string_view host) {
+  if (host.empty() || host.size() > 255) return false;
+  bool alphabet = std::all_of(host.begin(), host.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_';
+  });
+  if (alphabet) return true;
+  in6_addr ignored;
+  return ::inet_pton(AF_INET6, std::string(host).c_str(), &ignored) == 1;
 }
 
 bool is_ipv6_literal(std::string_view host) { return host.find(':') != std::string_view::npos; }

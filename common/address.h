@@ -22,6 +22,11 @@ struct HostPort {
 // unless allow_zero_port is set (listen addresses may ask the kernel for a port).
 absl::StatusOr<HostPort> parse_host_port(std::string_view text, bool allow_zero_port = false);
 
+// True when a host name a client sent can be looked up or dialed: letters, digits, '-', '.'
+// and '_' (RFC 952/1123 names plus the underscore some service names use), or an IPv6
+// literal. Anything else (spaces, quotes, control characters) is refused where it arrives.
+bool is_host_name(std::string_view host);
+
 // True when the host is an IPv6 literal (contains ':').
 bool is_ipv6_literal(std::string_view host);
 

@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
+#include <cstdlib>
+
 #include <spdlog/spdlog.h>
 
 #include "common/logging.h"
@@ -189,5 +191,9 @@ int main(int argc, char** argv) {
     std::cerr << "strait-controller: " << status.message() << "\n";
     return kExitUsage;
   }
-  return run(options);
+  int code = run(options);
+  // A log output that stopped taking lines must not hold the exit.
+  if (!strait::common::flush_logging(std::chrono::seconds(2))) std::_Exit(code);
+  spdlog::shutdown();
+  return code;
 }

@@ -67,6 +67,9 @@ Parsed<Request> parse_request(Bytes bytes) {
   if (host_end - host_start > kMaxHostName) return Result::invalid(reply::kRejected, "host name longer than 255 bytes");
   request.address.host.assign(bytes.begin() + static_cast<std::ptrdiff_t>(host_start),
                               bytes.begin() + static_cast<std::ptrdiff_t>(host_end));
+  if (!common::is_host_name(request.address.host)) {
+    return Result::invalid(reply::kRejected, "host name has bytes outside the host-name alphabet");
+  }
   return Result::complete(std::move(request), host_end + 1);
 }
 

@@ -56,8 +56,8 @@ Parsed<HostPort> parse_address(Bytes bytes) {
     address.host = ip::address_v6(raw).to_string();
   } else {
     address.host.assign(host.begin(), host.end());
-    if (address.host.find('\0') != std::string::npos) {
-      return Result::invalid(reply::kGeneralFailure, "domain name contains a NUL byte");
+    if (!common::is_host_name(address.host)) {
+      return Result::invalid(reply::kGeneralFailure, "domain name has bytes outside the host-name alphabet");
     }
   }
   return Result::complete(std::move(address), total);

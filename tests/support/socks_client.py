@@ -61,6 +61,13 @@ class Socks5:
 
     def __init__(self, port: int, username: str = None, password: str = None, host: str = "127.0.0.1"):
         self.sock = socket.create_connection((host, port), timeout=st.IO_TIMEOUT)
+        try:
+            self._negotiate(username, password)
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def _negotiate(self, username, password):
         methods = [0, 2] if username is not None else [0]
         self.sock.sendall(bytes([5, len(methods), *methods]))
         version, method = self._read(2)

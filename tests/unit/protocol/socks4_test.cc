@@ -54,6 +54,9 @@ TEST(Socks4Parse, RefusesBadRequests) {
   auto empty_host = parse_request(bytes(raw({4, 1, 0, 80, 0, 0, 0, 1, 0, 0})));
   EXPECT_EQ(empty_host.state, ParseState::kInvalid);
   EXPECT_NE(empty_host.reason.find("zero-length"), std::string::npos);
+  auto forged = parse_request(bytes(raw({4, 1, 0, 80, 0, 0, 0, 1, 0}) + "evil\nhost" + raw({0})));
+  EXPECT_EQ(forged.state, ParseState::kInvalid);
+  EXPECT_NE(forged.reason.find("host-name alphabet"), std::string::npos);
 }
 
 TEST(Socks4Encode, RequestsAndReplies) {

@@ -89,6 +89,21 @@ TEST(Socks5Parse, RefusesBadRequestsWithTheRightReplyCode) {
   EXPECT_EQ(parse_request(bytes(raw({4, 1, 0, 1}))).state, ParseState::kInvalid);
 }
 
+TEST(Socks5Parse, RefusesDomainNamesOutsideTheHostNameAlphabet) {
+  for (std::string name : {std::string("x\"},\"level\":\"critical\"\nnext"), std::string("a b"), std::string("a\0b", 3),
+                           std::string("\x1b[31mred")}) {
+    auto request = parse_request(bytes(raw({5, 1, 0, 3, static_cast<int>(name.size())}) + name + raw({0, 80})));
+    ASSERT_EQ(request.state, ParseState::kInvalid) << name;
+    EXPECT_EQ(request.reply, reply::kGeneralFailure);
+    EXPECT_NE(request.reason.find("host-name alphabet"), std::string::npos);
+  }
+  for (std::string name : {std::string("_srv.example-1.org"), std::string("::1"), std::string("10.0.0.1")}) {
+    auto request = parse_request(bytes(raw({5, 1, 0, 3, static_cast<int>(name.size())}) + name + raw({0, 80})));
+    ASSERT_EQ(request.state, ParseState::kComplete) << name;
+    EXPECT_EQ(request.value.address.host, name);
+  }
+}
+
 TEST(Socks5Encode, RequestsAndRepliesRoundTrip) {
   for (const HostPort& address : {HostPort{"192.168.1.2", 443}, HostPort{"2001:db8::7", 8443},
                                   HostPort{"a.example", 1}}) {
