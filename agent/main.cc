@@ -1,4 +1,5 @@
 // strait-agent: GOST-compatible command line (-L, -F, -C, -O, -D, -V) over Strait's runtime.
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -21,6 +23,8 @@
 #include "agent/control/controller_client.h"
 #include "agent/connector/registry.h"
 #include "agent/handler/registry.h"
+#include "agent/net/pipe_pool.h"
+#include "agent/net/resolver.h"
 #include "agent/runtime/config_sources.h"
 #include "agent/runtime/runtime.h"
 #include "common/cmdline_config.h"
@@ -188,6 +192,42 @@ strait::control::v1::Status status_of(const strait::agent::Runtime& runtime) {
   return status;
 }
 
+// Raises the soft descriptor limit to the hard one, as Go does at start for GOST: a proxy
+// needs two descriptors per connection, and systemd's default soft limit is 1024.
+struct DescriptorLimit {
+  rlim_t before = 0;
+  rlim_t now = 0;
+};
+
+DescriptorLimit raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return {1024, 1024};
+  DescriptorLimit out{limit.rlim_cur, limit.rlim_cur};
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised{limit.rlim_max, limit.rlim_max};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) out.now = limit.rlim_max;
+  }
+  return out;
+}
+
+// How the descriptors are shared out when the flags do not say: an eighth for splice pipes
+// (two each), a small reserve for listeners, logs and the control plane, and two per
+// connection for the rest.
+struct DescriptorBudget {
+  size_t pipes = 0;
+  size_t connections = 0;
+};
+
+DescriptorBudget budget_for(rlim_t descriptors, size_t pipes_flag, size_t connections_flag) {
+  constexpr size_t kReserve = 64;
+  size_t total = static_cast<size_t>(std::min<rlim_t>(descriptors, 1u << 24));
+  DescriptorBudget budget;
+  budget.pipes = pipes_flag > 0 ? pipes_flag : total / 16;
+  size_t left = total > kReserve + 2 * budget.pipes ? total - kReserve - 2 * budget.pipes : 0;
+  budget.connections = connections_flag > 0 ? connections_flag : std::max<size_t>(1, left / 2);
+  return budget;
+}
+
 std::string default_agent_id() {
   char hostname[256] = {};
   if (::gethostname(hostname, sizeof hostname - 1) != 0 || hostname[0] == '\0') return "agent";
@@ -215,6 +255,21 @@ int main(int argc, char** argv) {
   app.add_flag("-V", version, "print the version and exit");
   app.add_option("--drain-timeout", drain_timeout_text, "on SIGTERM/SIGINT, how long open connections may finish");
   app.add_option("--workers", worker_count, "worker threads (default: one per core)")->check(CLI::Range(1u, 1024u));
+  size_t max_connections = 0;
+  size_t max_pipes = 0;
+  size_t pipe_size = 0;
+  size_t dns_threads = 32;
+  std::string dns_ttl_text = "30s";
+  app.add_option("--max-connections", max_connections,
+                 "open connections of the whole agent; beyond, new ones wait in the listen queue (default: from the "
+                 "descriptor limit)");
+  app.add_option("--max-pipes", max_pipes, "splice pipes of the whole agent (default: from the descriptor limit)");
+  app.add_option("--pipe-size", pipe_size, "splice pipe size in bytes (default: the kernel's, 64 KiB)")
+      ->check(CLI::Range(size_t{4096}, size_t{1} << 24));
+  app.add_option("--dns-threads", dns_threads, "name lookups in progress at once")->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1024}));
+  app.add_option("--dns-cache-ttl", dns_ttl_text, "how long a looked-up name is remembered (0s: not at all)")
+      ->capture_default_str();
   ControlFlags control_flags;
   app.add_option("--controller", control_flags.controller, "strait-controller agent address host:port (TLS)");
   app.add_option("--join-token", control_flags.join_token, "join token (prefer --join-token-file: argv is visible)");
@@ -235,6 +290,11 @@ int main(int argc, char** argv) {
   auto drain_timeout = strait::common::parse_timeout(drain_timeout_text);
   if (!drain_timeout.ok()) {
     std::cerr << "strait-agent: --drain-timeout: " << drain_timeout.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto dns_ttl = strait::common::parse_timeout(dns_ttl_text);
+  if (!dns_ttl.ok()) {
+    std::cerr << "strait-agent: --dns-cache-ttl: " << dns_ttl.status().message() << "\n";
     return kExitUsage;
   }
 
@@ -304,6 +364,19 @@ int main(int argc, char** argv) {
     control_options.capabilities = capabilities();
   }
 
+  auto descriptors = raise_descriptor_limit();
+  auto budget = budget_for(descriptors.now, max_pipes, max_connections);
+  strait::agent::PipePool::configure(
+      {std::max<size_t>(1, budget.pipes / std::max<size_t>(1, worker_count)), pipe_size});
+  strait::agent::ResolverOptions resolver_options;
+  resolver_options.max_threads = dns_threads;
+  resolver_options.ttl = *dns_ttl;
+  strait::agent::Resolver::configure(resolver_options);
+  spdlog::info("descriptors: {}{}; up to {} connections and {} splice pipes", descriptors.now,
+               descriptors.now != descriptors.before ? strait::common::str_cat(" (raised from ", descriptors.before, ")")
+                                                     : std::string(),
+               budget.connections, budget.pipes);
+
   // Signals are taken by the main thread only; workers never see them.
   sigset_t blocked;
   sigemptyset(&blocked);
@@ -311,7 +384,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 
   strait::agent::Workers workers(worker_count);
-  strait::agent::Runtime runtime(workers, *drain_timeout);
+  strait::agent::Runtime runtime(workers, *drain_timeout, budget.connections);
   strait::agent::ConfigSources sources(runtime);
   auto applied = sources.set_local(config);
   if (applied.ok() && persisted) {

@@ -26,6 +26,14 @@ void PrefixedStream::do_write_some(asio::const_buffer buffer, IoHandler handler)
   inner_->async_write_some(buffer, std::move(handler));
 }
 
+void PrefixedStream::do_wait_readable(WaitHandler handler) {
+  if (consumed_ < prefix_.size()) {
+    asio::post(inner_->get_executor(), [handler = std::move(handler)]() mutable { std::move(handler)(error_code{}); });
+    return;
+  }
+  inner_->async_wait_readable(std::move(handler));
+}
+
 StreamPtr with_prefix(StreamPtr inner, std::string prefix) {
   if (prefix.empty()) return inner;
   return std::make_unique<PrefixedStream>(std::move(inner), std::move(prefix));

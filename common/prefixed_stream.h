@@ -23,6 +23,7 @@ class PrefixedStream final : public Stream {
  protected:
   void do_read_some(asio::mutable_buffer buffer, IoHandler handler) override;
   void do_write_some(asio::const_buffer buffer, IoHandler handler) override;
+  void do_wait_readable(WaitHandler handler) override;
 
  private:
   StreamPtr inner_;

@@ -8,6 +8,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -17,6 +18,7 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 using IoHandler = asio::any_completion_handler<void(error_code, std::size_t)>;
+using WaitHandler = asio::any_completion_handler<void(error_code)>;
 
 // A full-duplex byte stream of the channel layer: a TCP socket, or a layer (TLS, WebSocket,
 // a multiplexed stream) over another Stream. It models Asio's AsyncReadStream and
@@ -44,6 +46,15 @@ class Stream {
         first_buffer(buffers));
   }
 
+  // Completes once a read would not wait (data, the end of the stream or an error is
+  // there), so that a relay takes a buffer only then and an idle stream holds none. A
+  // stream that cannot tell completes at once.
+  template <typename Token>
+  auto async_wait_readable(Token&& token) {
+    return asio::async_initiate<Token, void(error_code)>([this](auto handler) { do_wait_readable(std::move(handler)); },
+                                                         token);
+  }
+
   // Half close: the peer reads EOF after everything written so far.
   virtual void shutdown_send() = 0;
   // Cancels pending operations and releases the channel; safe to call twice.
@@ -58,6 +69,9 @@ class Stream {
  protected:
   virtual void do_read_some(asio::mutable_buffer buffer, IoHandler handler) = 0;
   virtual void do_write_some(asio::const_buffer buffer, IoHandler handler) = 0;
+  virtual void do_wait_readable(WaitHandler handler) {
+    asio::post(get_executor(), [handler = std::move(handler)]() mutable { std::move(handler)(error_code{}); });
+  }
 
  private:
   // Read/write_some may transfer less than asked, so using only the first non-empty buffer

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
@@ -24,22 +25,45 @@ enum class Network { kTcp, kUdp };
 
 const char* network_name(Network network);
 
+// TCP keepalive, so that a peer that vanished (a NAT that forgot us, a host that died) is
+// noticed and its connection ends. Defaults as Go's net package, hence GOST: a first probe
+// after 15 s of silence, then every 15 s, dropped after 9 unanswered.
+struct KeepAlive {
+  bool enabled = true;
+  std::chrono::seconds idle{15};
+  std::chrono::seconds interval{15};
+  int count = 9;
+};
+
+// Applies `keepalive` to a connected TCP socket; errors are ignored (the socket still works).
+void set_keepalive(int fd, const KeepAlive& keepalive);
+
+struct ListenOptions {
+  common::HostPort address;
+  int backlog = 4096;
+  size_t udp_backlog = 128;
+  // Clients a udp listener serves at once (per worker socket); the one silent for longest
+  // makes room for a new one.
+  size_t max_udp_sessions = 10000;
+  KeepAlive keepalive{};
+};
+
 // Server side of the channel layer. One Listener lives on one worker thread.
 class Listener {
  public:
   virtual ~Listener() = default;
   // The next client stream; an error once the listener is closed.
   virtual asio::awaitable<Result<StreamPtr>> accept() = 0;
+  // Clients the kernel has queued but accept() has not returned yet, taken without waiting,
+  // so that a listener about to close can hand them over instead of resetting them.
+  virtual std::vector<StreamPtr> take_pending() { return {}; }
+  // Takes new options for the same socket (listen backlog, keepalive of accepted sockets,
+  // UDP session limits) without closing it. The address and type never change here.
+  virtual void update(const ListenOptions& options) = 0;
   // Stops accepting; streams already accepted are not affected.
   virtual void close() = 0;
   // Bound address, e.g. "[::]:8080" (the kernel's port when 0 was asked).
   virtual common::HostPort bound_address() const = 0;
-};
-
-struct ListenOptions {
-  common::HostPort address;
-  int backlog = 4096;
-  size_t udp_backlog = 128;
 };
 
 // Makes listeners of one type for a service: one per worker, all bound to the same address
@@ -51,7 +75,9 @@ class ListenerFactory {
 };
 
 struct DialOptions {
+  // Covers name resolution and the connect.
   std::chrono::nanoseconds timeout = std::chrono::seconds(10);
+  KeepAlive keepalive{};
 };
 
 // Client side of the channel layer (a chain node's transport).

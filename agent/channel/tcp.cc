@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "agent/net/resolver.h"
 
 namespace strait::agent {
 namespace {
@@ -26,9 +27,15 @@ std::string address_or_unknown(const tcp::socket& socket, bool remote) {
   return ec ? std::string("?") : endpoint_to_string(endpoint);
 }
 
+bool out_of_resources(const error_code& ec) {
+  return ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space || ec == asio::error::no_memory ||
+         ec == error_code(ENFILE, boost::system::system_category()) ||
+         ec == error_code(ENOMEM, boost::system::system_category());
+}
+
 class TcpListener final : public Listener {
  public:
-  explicit TcpListener(tcp::acceptor acceptor) : acceptor_(std::move(acceptor)) {}
+  TcpListener(tcp::acceptor acceptor, KeepAlive keepalive) : acceptor_(std::move(acceptor)), keepalive_(keepalive) {}
 
   asio::awaitable<Result<StreamPtr>> accept() override {
     for (;;) {
@@ -36,16 +43,36 @@ class TcpListener final : public Listener {
       if (!ec) {
         error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
+        set_keepalive(socket.native_handle(), keepalive_);
         co_return StreamPtr(std::make_unique<TcpStream>(std::move(socket)));
       }
-      // Running out of descriptors or a client that reset before accept must not stop the
-      // service; only closing the acceptor ends the loop.
-      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return ec;
-      if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space) {
-        asio::steady_timer backoff(acceptor_.get_executor(), std::chrono::milliseconds(100));
-        co_await backoff.async_wait(kUseTuple);
-      }
+      // Out of descriptors or memory: the service backs off and says so. A client that
+      // reset before accept concerns that client only.
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open() || out_of_resources(ec)) co_return ec;
     }
+  }
+
+  std::vector<StreamPtr> take_pending() override {
+    std::vector<StreamPtr> pending;
+    error_code ec;
+    acceptor_.non_blocking(true, ec);
+    while (!ec) {
+      tcp::socket socket(acceptor_.get_executor());
+      acceptor_.accept(socket, ec);
+      if (ec) break;
+      socket.set_option(tcp::no_delay(true), ec);
+      set_keepalive(socket.native_handle(), keepalive_);
+      pending.push_back(std::make_unique<TcpStream>(std::move(socket)));
+      ec = {};
+    }
+    return pending;
+  }
+
+  void update(const ListenOptions& options) override {
+    keepalive_ = options.keepalive;
+    // listen(2) on a listening socket changes its backlog and keeps its queue.
+    error_code ignored;
+    acceptor_.listen(options.backlog, ignored);
   }
 
   void close() override {
@@ -61,6 +88,7 @@ class TcpListener final : public Listener {
 
  private:
   tcp::acceptor acceptor_;
+  KeepAlive keepalive_;
 };
 
 // Resolves a listen host to an endpoint; an empty host listens on every interface, IPv6
@@ -101,7 +129,7 @@ class TcpListenerFactory final : public ListenerFactory {
     if (ec) return ec;
     acceptor.listen(options.backlog, ec);
     if (ec) return ec;
-    return std::unique_ptr<Listener>(std::make_unique<TcpListener>(std::move(acceptor)));
+    return std::unique_ptr<Listener>(std::make_unique<TcpListener>(std::move(acceptor), options.keepalive));
   }
 };
 
@@ -110,7 +138,7 @@ class TcpDialer final : public Dialer {
   asio::awaitable<Result<StreamPtr>> dial(asio::any_io_executor executor, const std::string& address, Network network,
                                           const DialOptions& options) override {
     if (network != Network::kTcp) co_return asio::error::operation_not_supported;
-    auto socket = co_await connect_tcp(executor, address, options.timeout);
+    auto socket = co_await connect_tcp(executor, address, options);
     if (!socket) co_return socket.error();
     co_return StreamPtr(std::make_unique<TcpStream>(std::move(*socket)));
   }
@@ -141,38 +169,45 @@ void TcpStream::do_write_some(asio::const_buffer buffer, common::IoHandler handl
   socket_.async_write_some(buffer, std::move(handler));
 }
 
+void TcpStream::do_wait_readable(common::WaitHandler handler) {
+  socket_.async_wait(tcp::socket::wait_read, std::move(handler));
+}
+
 std::string endpoint_to_string(const tcp::endpoint& endpoint) {
   auto ip = endpoint.address();
   if (ip.is_v6() && ip.to_v6().is_v4_mapped()) ip = asio::ip::make_address_v4(asio::ip::v4_mapped, ip.to_v6());
   return common::HostPort{ip.to_string(), endpoint.port()}.to_string();
 }
 
+void set_keepalive(int fd, const KeepAlive& keepalive) {
+  int on = keepalive.enabled ? 1 : 0;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  if (!keepalive.enabled) return;
+  int idle = static_cast<int>(keepalive.idle.count());
+  int interval = static_cast<int>(keepalive.interval.count());
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &keepalive.count, sizeof keepalive.count);
+}
+
 asio::awaitable<Result<tcp::socket>> connect_tcp(asio::any_io_executor executor, const std::string& address,
-                                                 std::chrono::nanoseconds timeout) {
+                                                 const DialOptions& options) {
+  const auto timeout = options.timeout;
   auto target = common::parse_host_port(address);
   if (!target.ok()) co_return asio::error::invalid_argument;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto addresses = co_await Resolver::shared().resolve(target->host, AddressFamily::kAny, deadline);
+  if (!addresses) co_return addresses.error();
+  std::vector<tcp::endpoint> endpoints;
+  for (const auto& ip : *addresses) endpoints.emplace_back(ip, target->port);
   tcp::socket socket(executor);
-  asio::steady_timer deadline(executor, timeout);
-  error_code ec;
-  auto ip = asio::ip::make_address(target->host, ec);
-  if (!ec) {
-    auto outcome = co_await (socket.async_connect(tcp::endpoint(ip, target->port), kUseTuple) ||
-                             deadline.async_wait(kUseTuple));
-    if (outcome.index() == 1) co_return asio::error::timed_out;
-    ec = std::get<0>(std::get<0>(outcome));
-  } else {
-    tcp::resolver resolver(executor);
-    auto resolved = co_await (resolver.async_resolve(target->host, std::to_string(target->port), kUseTuple) ||
-                              deadline.async_wait(kUseTuple));
-    if (resolved.index() == 1) co_return asio::error::timed_out;
-    auto [resolve_error, endpoints] = std::get<0>(resolved);
-    if (resolve_error) co_return resolve_error;
-    auto connected = co_await (asio::async_connect(socket, endpoints, kUseTuple) || deadline.async_wait(kUseTuple));
-    if (connected.index() == 1) co_return asio::error::timed_out;
-    ec = std::get<0>(std::get<0>(connected));
-  }
+  asio::steady_timer timer(executor, deadline);
+  auto connected = co_await (asio::async_connect(socket, endpoints, kUseTuple) || timer.async_wait(kUseTuple));
+  if (connected.index() == 1) co_return asio::error::timed_out;
+  error_code ec = std::get<0>(std::get<0>(connected));
   if (ec) co_return ec;
   socket.set_option(tcp::no_delay(true), ec);
+  set_keepalive(socket.native_handle(), options.keepalive);
   co_return std::move(socket);
 }
 

@@ -21,6 +21,7 @@ class TcpStream final : public Stream {
  protected:
   void do_read_some(asio::mutable_buffer buffer, common::IoHandler handler) override;
   void do_write_some(asio::const_buffer buffer, common::IoHandler handler) override;
+  void do_wait_readable(common::WaitHandler handler) override;
 
  private:
   asio::ip::tcp::socket socket_;
@@ -31,8 +32,9 @@ std::string endpoint_to_string(const asio::ip::tcp::endpoint& endpoint);
 std::unique_ptr<ListenerFactory> make_tcp_listener_factory();
 std::unique_ptr<Dialer> make_tcp_dialer();
 
-// Resolves host:port (a literal needs no lookup) and connects, trying each address in turn.
+// Resolves host:port (a literal needs no lookup) and connects, trying each address in turn,
+// all within options.timeout.
 asio::awaitable<Result<asio::ip::tcp::socket>> connect_tcp(asio::any_io_executor executor, const std::string& address,
-                                                           std::chrono::nanoseconds timeout);
+                                                           const DialOptions& options);
 
 }  // namespace strait::agent

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <deque>
+#include <list>
 #include <map>
 #include <optional>
 #include <vector>
@@ -18,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/channel/tcp.h"
+#include "agent/net/resolver.h"
 
 namespace strait::agent {
 namespace {
@@ -37,13 +39,22 @@ class UdpListenerState;
 
 // One client of a udp listener. Lives on the listener's worker thread only.
 struct UdpSession {
-  std::deque<std::vector<uint8_t>> queue;
+  udp::endpoint peer;
+  std::deque<std::vector<uint8_t>> queue;  // each datagram at its own size
   std::optional<common::IoHandler> pending_read;
   asio::mutable_buffer pending_buffer;
+  std::optional<common::WaitHandler> pending_wait;
   bool closed = false;
+  std::list<UdpSession*>::iterator recency;  // position in the listener's LRU list
 
   void deliver(asio::any_io_executor executor) {
-    if (!pending_read || queue.empty()) return;
+    if (queue.empty()) return;
+    if (pending_wait) {
+      auto handler = std::move(*pending_wait);
+      pending_wait.reset();
+      asio::post(executor, [handler = std::move(handler)]() mutable { std::move(handler)(error_code{}); });
+    }
+    if (!pending_read) return;
     auto datagram = std::move(queue.front());
     queue.pop_front();
     size_t n = asio::buffer_copy(pending_buffer, asio::buffer(datagram));
@@ -52,33 +63,53 @@ struct UdpSession {
     asio::post(executor, [handler = std::move(handler), n]() mutable { std::move(handler)(error_code{}, n); });
   }
 
-  // Completes a waiting read with operation_aborted (the session or its listener closed).
+  // Completes waiting operations with operation_aborted (the session or its listener closed).
   void abort_pending(asio::any_io_executor executor) {
-    if (!pending_read) return;
-    auto handler = std::move(*pending_read);
-    pending_read.reset();
-    asio::post(executor, [handler = std::move(handler)]() mutable {
-      std::move(handler)(asio::error::operation_aborted, 0);
-    });
+    queue.clear();
+    if (pending_read) {
+      auto handler = std::move(*pending_read);
+      pending_read.reset();
+      asio::post(executor, [handler = std::move(handler)]() mutable {
+        std::move(handler)(asio::error::operation_aborted, 0);
+      });
+    }
+    if (pending_wait) {
+      auto handler = std::move(*pending_wait);
+      pending_wait.reset();
+      asio::post(executor, [handler = std::move(handler)]() mutable { std::move(handler)(asio::error::operation_aborted); });
+    }
   }
 };
 
 // Shared by the listener and its session streams, so sessions may outlive the listener.
+// At most `max_sessions` clients are served at once; a new client then takes the place of
+// the one silent for longest, whose session ends as if it had expired.
 class UdpListenerState : public std::enable_shared_from_this<UdpListenerState> {
  public:
-  explicit UdpListenerState(udp::socket socket) : socket_(std::move(socket)), wakeup_(socket_.get_executor()) {}
+  UdpListenerState(udp::socket socket, size_t backlog, size_t max_sessions)
+      : socket_(std::move(socket)), wakeup_(socket_.get_executor()), backlog_(backlog), max_sessions_(max_sessions) {}
 
   udp::socket& socket() { return socket_; }
-  void forget(const udp::endpoint& peer) { sessions_.erase(peer); }
+  // Drops the session from the table unless another one already took its client's place.
+  void forget(const std::shared_ptr<UdpSession>& session) {
+    auto it = sessions_.find(session->peer);
+    if (it == sessions_.end() || it->second != session) return;
+    recency_.erase(session->recency);
+    sessions_.erase(it);
+  }
 
-  void start(size_t backlog) {
-    backlog_ = backlog;
+  void start() {
     asio::co_spawn(socket_.get_executor(), receive_loop(shared_from_this()), [](std::exception_ptr e) {
       if (e) spdlog::error("udp listener: receive loop failed unexpectedly");
     });
   }
 
   asio::awaitable<Result<StreamPtr>> accept();
+  void set_limits(size_t backlog, size_t max_sessions) {
+    backlog_ = backlog;
+    max_sessions_ = max_sessions;
+    while (sessions_.size() > max_sessions_ && !recency_.empty()) evict_least_recent();
+  }
   void close() {
     open_ = false;
     error_code ignored;
@@ -88,38 +119,43 @@ class UdpListenerState : public std::enable_shared_from_this<UdpListenerState> {
       session->closed = true;
       session->abort_pending(socket_.get_executor());
     }
+    sessions_.clear();
+    recency_.clear();
+    accept_queue_.clear();
   }
 
  private:
   static asio::awaitable<void> receive_loop(std::shared_ptr<UdpListenerState> self);
+  std::shared_ptr<UdpSession>* session_for(const udp::endpoint& peer);
+  void evict_least_recent();
 
   udp::socket socket_;
   asio::steady_timer wakeup_;
   std::map<udp::endpoint, std::shared_ptr<UdpSession>> sessions_;
-  std::deque<std::pair<udp::endpoint, std::shared_ptr<UdpSession>>> accept_queue_;
-  size_t backlog_ = 128;
+  std::list<UdpSession*> recency_;  // most recently heard from first
+  std::deque<std::shared_ptr<UdpSession>> accept_queue_;
+  size_t backlog_;
+  size_t max_sessions_;
+  size_t evictions_ = 0;
   bool open_ = true;
 };
 
 class UdpSessionStream final : public Stream {
  public:
-  UdpSessionStream(std::shared_ptr<UdpListenerState> listener, std::shared_ptr<UdpSession> session,
-                   udp::endpoint peer)
-      : listener_(std::move(listener)), session_(std::move(session)), peer_(peer) {}
+  UdpSessionStream(std::shared_ptr<UdpListenerState> listener, std::shared_ptr<UdpSession> session)
+      : listener_(std::move(listener)), session_(std::move(session)) {}
   ~UdpSessionStream() override { close(); }
 
   executor_type get_executor() override { return listener_->socket().get_executor(); }
   void shutdown_send() override {}
   void close() override {
-    if (session_->closed && !registered_) return;
+    if (released_) return;
+    released_ = true;
     session_->closed = true;
-    if (registered_) {
-      listener_->forget(peer_);
-      registered_ = false;
-    }
+    listener_->forget(session_);
     session_->abort_pending(get_executor());
   }
-  std::string remote_address() const override { return udp_endpoint_string(peer_); }
+  std::string remote_address() const override { return udp_endpoint_string(session_->peer); }
   std::string local_address() const override {
     error_code ec;
     auto endpoint = listener_->socket().local_endpoint(ec);
@@ -140,14 +176,21 @@ class UdpSessionStream final : public Stream {
     session_->deliver(get_executor());
   }
   void do_write_some(asio::const_buffer buffer, common::IoHandler handler) override {
-    listener_->socket().async_send_to(buffer, peer_, std::move(handler));
+    listener_->socket().async_send_to(buffer, session_->peer, std::move(handler));
+  }
+  void do_wait_readable(common::WaitHandler handler) override {
+    if (session_->closed || !session_->queue.empty()) {
+      error_code ec = session_->closed ? error_code(asio::error::operation_aborted) : error_code();
+      asio::post(get_executor(), [handler = std::move(handler), ec]() mutable { std::move(handler)(ec); });
+      return;
+    }
+    session_->pending_wait.emplace(std::move(handler));
   }
 
  private:
   std::shared_ptr<UdpListenerState> listener_;
   std::shared_ptr<UdpSession> session_;
-  udp::endpoint peer_;
-  bool registered_ = true;
+  bool released_ = false;
 };
 
 asio::awaitable<Result<StreamPtr>> UdpListenerState::accept() {
@@ -156,33 +199,62 @@ asio::awaitable<Result<StreamPtr>> UdpListenerState::accept() {
     wakeup_.expires_at(asio::steady_timer::time_point::max());
     co_await wakeup_.async_wait(kUseTuple);
   }
-  auto [peer, session] = std::move(accept_queue_.front());
+  auto session = std::move(accept_queue_.front());
   accept_queue_.pop_front();
-  co_return StreamPtr(std::make_unique<UdpSessionStream>(shared_from_this(), std::move(session), peer));
+  co_return StreamPtr(std::make_unique<UdpSessionStream>(shared_from_this(), std::move(session)));
+}
+
+void UdpListenerState::evict_least_recent() {
+  UdpSession* oldest = recency_.back();
+  auto it = sessions_.find(oldest->peer);
+  auto session = it->second;
+  recency_.pop_back();
+  sessions_.erase(it);
+  session->closed = true;
+  session->abort_pending(socket_.get_executor());
+  std::erase(accept_queue_, session);
+  if (evictions_++ % 1000 == 0) {
+    error_code ec;
+    spdlog::warn("udp {}: {} sessions, the limit: closing the one silent for longest ({} closed so far)",
+                 socket_.local_endpoint(ec).port(), max_sessions_, evictions_);
+  }
+}
+
+// The session of a client, a new one when it is new and there is room; null when the
+// accept queue is full.
+std::shared_ptr<UdpSession>* UdpListenerState::session_for(const udp::endpoint& peer) {
+  if (auto it = sessions_.find(peer); it != sessions_.end()) {
+    recency_.splice(recency_.begin(), recency_, it->second->recency);
+    return &it->second;
+  }
+  if (accept_queue_.size() >= backlog_) return nullptr;
+  if (sessions_.size() >= max_sessions_ && !recency_.empty()) evict_least_recent();
+  auto session = std::make_shared<UdpSession>();
+  session->peer = peer;
+  recency_.push_front(session.get());
+  session->recency = recency_.begin();
+  accept_queue_.push_back(session);
+  wakeup_.cancel();
+  return &sessions_.emplace(peer, std::move(session)).first->second;
 }
 
 asio::awaitable<void> UdpListenerState::receive_loop(std::shared_ptr<UdpListenerState> self) {
+  // One buffer per listener socket (that is, per worker); each datagram is queued at its size.
   std::vector<uint8_t> buffer(kMaxDatagram);
   for (;;) {
     udp::endpoint peer;
     auto [ec, n] = co_await self->socket_.async_receive_from(asio::buffer(buffer), peer, kUseTuple);
     if (ec == asio::error::operation_aborted || !self->open_) co_return;
     if (ec) continue;  // ICMP errors surface here on Linux; they concern one peer only
-    auto& session = self->sessions_[peer];
-    if (!session) {
-      if (self->accept_queue_.size() >= self->backlog_) {
-        self->sessions_.erase(peer);
-        spdlog::warn("udp {}: backlog full, dropping datagram from new client {}", self->socket_.local_endpoint(ec).port(),
-                     udp_endpoint_string(peer));
-        continue;
-      }
-      session = std::make_shared<UdpSession>();
-      self->accept_queue_.emplace_back(peer, session);
-      self->wakeup_.cancel();
+    auto* session = self->session_for(peer);
+    if (session == nullptr) {
+      spdlog::warn("udp {}: backlog full, dropping datagram from new client {}", self->socket_.local_endpoint(ec).port(),
+                   udp_endpoint_string(peer));
+      continue;
     }
-    if (session->queue.size() >= kSessionQueueLimit) continue;
-    session->queue.emplace_back(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(n));
-    session->deliver(self->socket_.get_executor());
+    if ((*session)->queue.size() >= kSessionQueueLimit) continue;
+    (*session)->queue.emplace_back(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(n));
+    (*session)->deliver(self->socket_.get_executor());
   }
 }
 
@@ -191,6 +263,7 @@ class UdpListener final : public Listener {
   explicit UdpListener(std::shared_ptr<UdpListenerState> state) : state_(std::move(state)) {}
   ~UdpListener() override { close(); }
   asio::awaitable<Result<StreamPtr>> accept() override { return state_->accept(); }
+  void update(const ListenOptions& options) override { state_->set_limits(options.udp_backlog, options.max_udp_sessions); }
   void close() override { state_->close(); }
   common::HostPort bound_address() const override {
     error_code ec;
@@ -235,8 +308,8 @@ class UdpListenerFactory final : public ListenerFactory {
     }
     socket.bind(endpoint, ec);
     if (ec) return ec;
-    auto state = std::make_shared<UdpListenerState>(std::move(socket));
-    state->start(options.udp_backlog);
+    auto state = std::make_shared<UdpListenerState>(std::move(socket), options.udp_backlog, options.max_udp_sessions);
+    state->start();
     return std::unique_ptr<Listener>(std::make_unique<UdpListener>(std::move(state)));
   }
 };
@@ -269,6 +342,9 @@ class UdpStream final : public Stream {
   void do_write_some(asio::const_buffer buffer, common::IoHandler handler) override {
     socket_.async_send(buffer, std::move(handler));
   }
+  void do_wait_readable(common::WaitHandler handler) override {
+    socket_.async_wait(udp::socket::wait_read, std::move(handler));
+  }
 
  private:
   udp::socket socket_;
@@ -277,16 +353,16 @@ class UdpStream final : public Stream {
 class UdpDialer final : public Dialer {
  public:
   asio::awaitable<Result<StreamPtr>> dial(asio::any_io_executor executor, const std::string& address, Network network,
-                                          const DialOptions&) override {
+                                          const DialOptions& options) override {
     if (network != Network::kUdp) co_return asio::error::operation_not_supported;
     auto target = common::parse_host_port(address);
     if (!target.ok()) co_return asio::error::invalid_argument;
-    udp::resolver resolver(executor);
-    auto [ec, results] = co_await resolver.async_resolve(target->host, std::to_string(target->port), kUseTuple);
-    if (ec) co_return ec;
-    if (results.empty()) co_return asio::error::host_not_found;
+    auto addresses = co_await Resolver::shared().resolve(target->host, AddressFamily::kAny,
+                                                         std::chrono::steady_clock::now() + options.timeout);
+    if (!addresses) co_return addresses.error();
+    udp::endpoint endpoint(addresses->front(), target->port);
     udp::socket socket(executor);
-    auto endpoint = results.begin()->endpoint();
+    error_code ec;
     socket.open(endpoint.protocol(), ec);
     if (!ec) socket.connect(endpoint, ec);
     if (ec) co_return ec;

@@ -6,6 +6,7 @@
 
 #include "agent/chain/errors.h"
 #include "agent/connector/connector_options.h"
+#include "agent/net/resolver.h"
 #include "agent/protocol/message_io.h"
 #include "agent/protocol/socks4.h"
 #include "common/prefixed_stream.h"
@@ -28,12 +29,11 @@ error_code error_for_reply(uint8_t code) {
 }
 
 // The first IPv4 address of `host`: SOCKS4 without 4a can carry nothing else.
-asio::awaitable<Result<std::string>> resolve_ipv4(asio::any_io_executor executor, const std::string& host) {
-  asio::ip::tcp::resolver resolver(executor);
-  auto [error, results] = co_await resolver.async_resolve(asio::ip::tcp::v4(), host, "", kUseTuple);
-  if (error) co_return error;
-  if (results.empty()) co_return asio::error::host_not_found;
-  co_return results.begin()->endpoint().address().to_string();
+asio::awaitable<Result<std::string>> resolve_ipv4(const std::string& host, std::chrono::nanoseconds timeout) {
+  auto addresses =
+      co_await Resolver::shared().resolve(host, AddressFamily::kIpv4, std::chrono::steady_clock::now() + timeout);
+  if (!addresses) co_return addresses.error();
+  co_return addresses->front().to_string();
 }
 
 class Socks4Connector final : public Connector {
@@ -48,7 +48,7 @@ class Socks4Connector final : public Connector {
     error_code literal_error;
     asio::ip::make_address_v4(address->host, literal_error);
     if (literal_error && options_.resolve_locally) {
-      auto resolved = co_await resolve_ipv4(tunnel->get_executor(), address->host);
+      auto resolved = co_await resolve_ipv4(address->host, options_.timeout);
       if (!resolved) co_return resolved.error();
       address->host = *resolved;
     }

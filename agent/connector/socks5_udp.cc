@@ -12,6 +12,7 @@
 
 #include "agent/chain/errors.h"
 #include "agent/channel/tcp.h"
+#include "agent/net/resolver.h"
 #include "agent/protocol/socks5.h"
 
 namespace strait::agent {
@@ -20,6 +21,8 @@ namespace {
 using asio::ip::udp;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kReadChunk = 16 * 1024;
+// The relay a SOCKS5 server names is normally an IP; a name gets the usual dial budget.
+constexpr auto kRelayLookupTimeout = std::chrono::seconds(10);
 
 using IoResult = std::tuple<error_code, size_t>;
 
@@ -177,13 +180,12 @@ asio::awaitable<Result<StreamPtr>> make_udp_associate_client_stream(StreamPtr co
   auto header = socks5::encode_udp_header(target);
   if (!header.ok()) co_return asio::error::invalid_argument;
   auto executor = control->get_executor();
-  udp::resolver resolver(executor);
-  auto [resolve_error, endpoints] = co_await resolver.async_resolve(relay.host, std::to_string(relay.port), kUseTuple);
-  if (resolve_error) co_return resolve_error;
-  if (endpoints.empty()) co_return asio::error::host_not_found;
+  auto addresses = co_await Resolver::shared().resolve(relay.host, AddressFamily::kAny,
+                                                       std::chrono::steady_clock::now() + kRelayLookupTimeout);
+  if (!addresses) co_return addresses.error();
   udp::socket socket(executor);
   error_code error;
-  auto endpoint = endpoints.begin()->endpoint();
+  udp::endpoint endpoint(addresses->front(), relay.port);
   socket.open(endpoint.protocol(), error);
   if (!error) socket.connect(endpoint, error);
   if (error) co_return error;

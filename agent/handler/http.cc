@@ -69,16 +69,23 @@ asio::awaitable<void> write_refusal(Stream& client, int status, std::string_view
 
 // Streams one message (head already read into `parser`) from `input` to `output`, following
 // Beast's buffer_body relay pattern so a body of any size passes through a fixed buffer.
+// Each read of the body must make progress within `idle` (as Beast's per-operation
+// expires_after), so a peer that stops sending mid-body does not hold the connection.
 template <bool kIsRequest>
 asio::awaitable<error_code> transfer_message(Stream& input, beast::flat_buffer& input_buffer,
-                                             http::parser<kIsRequest, http::buffer_body>& parser, Stream& output) {
+                                             http::parser<kIsRequest, http::buffer_body>& parser, Stream& output,
+                                             std::chrono::nanoseconds idle) {
   http::serializer<kIsRequest, http::buffer_body> serializer(parser.get());
   std::vector<char> chunk(kBodyChunk);
+  common::StreamDeadline deadline(input);
   do {
     if (!parser.is_done()) {
       parser.get().body().data = chunk.data();
       parser.get().body().size = chunk.size();
+      if (idle.count() > 0) deadline.arm(idle);
       auto [read_error, unused] = co_await http::async_read(input, input_buffer, parser, kUseTuple);
+      deadline.disarm();
+      if (deadline.expired()) co_return asio::error::timed_out;
       if (read_error && read_error != http::error::need_buffer) co_return read_error;
       parser.get().body().size = chunk.size() - parser.get().body().size;
       parser.get().body().data = chunk.data();
@@ -116,16 +123,20 @@ bool still_open(Stream& stream) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-// Reads the final response head, skipping interim 1xx responses other than 101.
+// Reads the final response head, skipping interim 1xx responses other than 101, within
+// `timeout` (GOST's readTimeout is its upstream response header timeout too).
 asio::awaitable<error_code> read_final_response_head(Stream& upstream, beast::flat_buffer& buffer,
                                                      std::unique_ptr<http::response_parser<http::buffer_body>>& parser,
-                                                     bool head_request) {
+                                                     bool head_request, std::chrono::nanoseconds timeout) {
+  common::StreamDeadline deadline(upstream);
+  deadline.arm(timeout);
   for (;;) {
     parser = std::make_unique<http::response_parser<http::buffer_body>>();
     parser->body_limit(boost::none);
     parser->header_limit(kMaxRequestHead);
     if (head_request) parser->skip(true);
     auto [ec, unused] = co_await http::async_read_header(upstream, buffer, *parser, kUseTuple);
+    if (deadline.expired()) co_return asio::error::timed_out;
     if (ec) co_return ec;
     int code = parser->get().result_int();
     if (code / 100 != 1 || code == 101) co_return error_code{};
@@ -248,13 +259,23 @@ class HttpHandler final : public Handler {
         upstream.stream = std::move(*dialed);
         upstream.authority = proxy.authority;
       }
-      error_code ec = co_await transfer_message<true>(client, buffer, parser, *upstream.stream);
-      if (!ec) ec = co_await read_final_response_head(*upstream.stream, upstream_buffer, response_parser, head_request);
+      error_code ec = co_await transfer_message<true>(client, buffer, parser, *upstream.stream, ctx.relay.idle_timeout);
+      if (!ec) {
+        ec = co_await read_final_response_head(*upstream.stream, upstream_buffer, response_parser, head_request,
+                                               options_.read_timeout);
+      }
       if (!ec) break;
       upstream.drop();
-      if (reused && resendable && attempt == 0 && upstream_buffer.size() == 0) continue;
+      if (reused && resendable && attempt == 0 && upstream_buffer.size() == 0 && ec != asio::error::timed_out) continue;
       session.finish(ec);
-      co_await write_refusal(client, 502, common::str_cat("bad response from ", proxy.authority), "");
+      if (ec == asio::error::timed_out) {
+        co_await write_refusal(client, 504,
+                               common::str_cat(proxy.authority, " sent no response within ",
+                                               common::format_duration(options_.read_timeout)),
+                               "");
+      } else {
+        co_await write_refusal(client, 502, common::str_cat("bad response from ", proxy.authority), "");
+      }
       co_return false;
     }
 
@@ -273,7 +294,9 @@ class HttpHandler final : public Handler {
       response.keep_alive(client_keep_alive && (upstream_keep_alive || framed));
     }
     response.set("Proxy-Agent", kProxyAgent);
-    if (auto ec = co_await transfer_message<false>(*upstream.stream, upstream_buffer, *response_parser, client); ec) {
+    if (auto ec = co_await transfer_message<false>(*upstream.stream, upstream_buffer, *response_parser, client,
+                                                   ctx.relay.idle_timeout);
+        ec) {
       session.finish(ec);
       co_return false;
     }

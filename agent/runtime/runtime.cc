@@ -1,5 +1,6 @@
 #include "agent/runtime/runtime.h"
 
+#include <algorithm>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -7,6 +8,7 @@
 #include "agent/channel/registry.h"
 #include "agent/connector/registry.h"
 #include "agent/handler/registry.h"
+#include "agent/runtime/service_options.h"
 #include "common/address.h"
 #include "common/config_validate.h"
 #include "common/duration.h"
@@ -22,11 +24,12 @@ using config::v1::ServiceConfig;
 
 struct Prepared {
   std::string name;
+  std::string socket_key;
   std::string fingerprint;
-  ListenOptions listen;
+  ServiceOptions options;
   std::unique_ptr<ListenerFactory> factory;
   std::shared_ptr<const Handler> handler;
-  std::shared_ptr<const HandlerContext> context;
+  std::shared_ptr<HandlerContext> context;
 };
 
 std::string deterministic_bytes(const google::protobuf::Message& message) {
@@ -37,6 +40,12 @@ std::string deterministic_bytes(const google::protobuf::Message& message) {
   message.SerializeToCodedStream(&coded);
   coded.Trim();
   return out;
+}
+
+// What the listening sockets of a service are: when it is the same after a reload, the
+// sockets are kept (their other options change in place).
+std::string socket_key(const std::string& listener_type, const ListenOptions& listen) {
+  return common::str_cat(listener_type, " ", listen.address.to_string());
 }
 
 absl::Status service_error(const ServiceConfig& service, const absl::Status& status) {
@@ -65,24 +74,25 @@ absl::StatusOr<std::shared_ptr<const Forwarder>> build_forwarder(const config::v
 
 absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Config& config,
                                          const std::map<std::string, std::shared_ptr<const Chain>>& chains,
-                                         const std::map<std::string, std::string>& chain_fingerprints) {
+                                         const std::map<std::string, std::string>& chain_fingerprints,
+                                         size_t workers) {
   Prepared prepared;
   prepared.name = service.name();
   if (prepared.name.empty()) return absl::InvalidArgumentError("a service needs a name");
-  auto address = common::parse_host_port(service.addr(), true);
-  if (!address.ok()) return service_error(service, address.status());
-  prepared.listen.address = *address;
+  auto options = parse_service_options(service, workers);
+  if (!options.ok()) return service_error(service, options.status());
+  prepared.options = *std::move(options);
   std::string listener_type = service.listener().type().empty() ? "tcp" : service.listener().type();
   auto factory = make_listener_factory(listener_type);
   if (!factory.ok()) return service_error(service, factory.status());
   prepared.factory = *std::move(factory);
+  prepared.socket_key = socket_key(listener_type, prepared.options.listen);
   auto handler = make_handler(service);
   if (!handler.ok()) return service_error(service, handler.status());
   prepared.handler = *std::move(handler);
 
   auto context = std::make_shared<HandlerContext>();
   context->service = service.name();
-  context->stats = std::make_shared<ServiceStats>();
   std::shared_ptr<const Chain> chain;
   std::string fingerprint = deterministic_bytes(service);
   if (!service.handler().chain().empty()) {
@@ -101,25 +111,35 @@ absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Con
   auto auther = build_auther(service.handler(), config);
   if (!auther.ok()) return service_error(service, auther.status());
   context->auther = *auther;
-  for (const auto& named : config.authers()) fingerprint += deterministic_bytes(named);
+  // Only the authers this service names: editing another one leaves it alone.
+  for (const auto& named : config.authers()) {
+    bool referenced = named.name() == service.handler().auther() ||
+                      std::find(service.handler().authers().begin(), service.handler().authers().end(),
+                                named.name()) != service.handler().authers().end();
+    if (referenced) fingerprint += deterministic_bytes(named);
+  }
 
   if (service.forwarder().nodes_size() > 0) {
     auto forwarder = build_forwarder(service.forwarder());
     if (!forwarder.ok()) return service_error(service, forwarder.status());
     context->forwarder = *std::move(forwarder);
   }
-  bool udp = listener_type == "udp";
-  auto idle = common::metadata_duration(service.metadata(), "idleTimeout");
-  if (!idle.ok()) return service_error(service, idle.status());
-  context->relay.idle_timeout = idle->value_or(std::chrono::nanoseconds{0});
-  if (udp) {
-    auto ttl = common::metadata_duration(service.listener().metadata(), "ttl");
-    if (!ttl.ok()) return service_error(service, ttl.status());
-    context->relay.idle_timeout = ttl->value_or(std::chrono::seconds(5));
-  }
+  context->relay = prepared.options.relay;
   prepared.context = std::move(context);
   prepared.fingerprint = std::move(fingerprint);
   return prepared;
+}
+
+// The chain's config plus the top-level hops it names.
+std::string chain_fingerprint(const config::v1::ChainConfig& chain, const Config& config) {
+  std::string fingerprint = deterministic_bytes(chain);
+  for (const auto& listed : chain.hops()) {
+    if (!listed.nodes().empty()) continue;
+    for (const auto& hop : config.hops()) {
+      if (hop.name() == listed.name()) fingerprint += deterministic_bytes(hop);
+    }
+  }
+  return fingerprint;
 }
 
 absl::Status reject_unsupported_sections(const Config& config) {
@@ -144,8 +164,10 @@ absl::Status reject_unsupported_sections(const Config& config) {
 
 }  // namespace
 
-Runtime::Runtime(Workers& workers, std::chrono::nanoseconds drain_timeout)
-    : workers_(workers), drain_timeout_(drain_timeout) {}
+Runtime::Runtime(Workers& workers, std::chrono::nanoseconds drain_timeout, size_t max_connections)
+    : drain_timeout_(drain_timeout), budget_(std::make_shared<ConnectionBudget>(max_connections)) {
+  for (size_t i = 0; i < workers.size(); ++i) executors_.push_back(workers.executor(i));
+}
 
 absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
   const Config& config = *snapshot;
@@ -165,13 +187,11 @@ absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
     auto chain = build_chain(chain_config, config);
     if (!chain.ok()) return chain.status();
     chains[chain_config.name()] = *chain;
-    std::string fingerprint = deterministic_bytes(chain_config);
-    for (const auto& hop : config.hops()) fingerprint += deterministic_bytes(hop);
-    chain_fingerprints[chain_config.name()] = std::move(fingerprint);
+    chain_fingerprints[chain_config.name()] = chain_fingerprint(chain_config, config);
   }
   std::map<std::string, Prepared> prepared;
   for (const auto& service : config.services()) {
-    auto one = prepare_service(service, config, chains, chain_fingerprints);
+    auto one = prepare_service(service, config, chains, chain_fingerprints, executors_.size());
     if (!one.ok()) return one.status();
     if (prepared.contains(one->name)) {
       return common::with_resource(
@@ -181,29 +201,47 @@ absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
   }
 
   std::lock_guard lock(mutex_);
-  // Bind every new or changed service before touching the running ones, so a taken port
-  // leaves the old configuration serving.
-  std::map<std::string, Running> started;
+  // Bind every service whose sockets are new before touching the running ones, so a taken
+  // port leaves the old configuration serving.
+  std::map<std::string, std::shared_ptr<Service>> bound;
   for (auto& [name, candidate] : prepared) {
     auto running = running_.find(name);
-    if (running != running_.end() && running->second.fingerprint == candidate.fingerprint) continue;
-    auto service = Service::bind(name, candidate.listen, *candidate.factory, candidate.handler, candidate.context, workers_);
+    if (running != running_.end() && running->second.socket_key == candidate.socket_key) continue;
+    // Datagram services make room by closing their least recent session instead: a client
+    // that is not read would lose its datagrams, not wait for them.
+    auto service = Service::bind(name, candidate.options.listen, *candidate.factory, executors_,
+                                 candidate.options.datagram ? nullptr : budget_, candidate.options.max_connections);
     if (!service.ok()) {
-      for (auto& [unused, fresh] : started) fresh.service->stop_accepting();
+      for (auto& [unused, fresh] : bound) fresh->stop_accepting();
       return service.status();
     }
-    started[name] = Running{*std::move(service), candidate.fingerprint};
+    bound[name] = *std::move(service);
   }
   auto deadline = std::chrono::steady_clock::now() + drain_timeout_;
-  for (auto& [name, fresh] : started) {
-    fresh.service->start();
-    auto bound = fresh.service->bound_address();
-    spdlog::info("{}: listening on {}", name, bound.to_string());
-    if (auto old = running_.find(name); old != running_.end()) {
-      old->second.service->stop_accepting();
-      draining_.push_back({old->second.service, deadline});
+  for (auto& [name, candidate] : prepared) {
+    auto old = running_.find(name);
+    auto fresh = bound.find(name);
+    if (fresh == bound.end() && old->second.fingerprint == candidate.fingerprint) continue;
+    // Totals go on across reloads of the same service.
+    candidate.context->stats = old != running_.end() ? old->second.stats : std::make_shared<ServiceStats>();
+    auto generation = std::make_shared<ServiceGeneration>(candidate.handler, candidate.context, executors_.size());
+    if (fresh == bound.end()) {
+      old->second.service->update(candidate.options.listen, candidate.options.max_connections);
+      old->second.service->serve(generation);
+      draining_.push_back({old->second.service, old->second.generation, deadline});
+      old->second.generation = generation;
+      old->second.fingerprint = candidate.fingerprint;
+      spdlog::info("{}: new config on the same sockets ({})", name, old->second.service->bound_address().to_string());
+      continue;
     }
-    running_[name] = std::move(fresh);
+    fresh->second->serve(generation);
+    spdlog::info("{}: listening on {}", name, fresh->second->bound_address().to_string());
+    if (old != running_.end()) {
+      old->second.service->stop_accepting();
+      draining_.push_back({old->second.service, old->second.generation, deadline});
+    }
+    running_[name] = Running{fresh->second, candidate.socket_key, candidate.fingerprint, generation,
+                             candidate.context->stats};
   }
   for (auto it = running_.begin(); it != running_.end();) {
     if (prepared.contains(it->first)) {
@@ -212,7 +250,7 @@ absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
     }
     spdlog::info("{}: removed, draining", it->first);
     it->second.service->stop_accepting();
-    draining_.push_back({it->second.service, deadline});
+    draining_.push_back({it->second.service, it->second.generation, deadline});
     it = running_.erase(it);
   }
   return absl::OkStatus();
@@ -222,18 +260,17 @@ std::vector<ServiceReport> Runtime::report() const {
   std::lock_guard lock(mutex_);
   std::vector<ServiceReport> out;
   for (const auto& [name, running] : running_) {
-    const Service& service = *running.service;
-    const ServiceStats& stats = service.stats();
+    const ServiceStats& stats = *running.stats;
     ServiceReport report;
     report.name = name;
-    report.address = service.bound_address().to_string();
-    report.active_connections = service.active_connections();
+    report.address = running.service->bound_address().to_string();
+    report.active_connections = running.generation->active();
     report.connections = stats.connections.load(std::memory_order_relaxed);
     report.bytes_from_clients = stats.bytes_from_clients.load(std::memory_order_relaxed);
     report.bytes_to_clients = stats.bytes_to_clients.load(std::memory_order_relaxed);
     report.errors = stats.errors.load(std::memory_order_relaxed);
     for (const auto& draining : draining_) {
-      if (draining.service->name() == name) report.draining_connections += draining.service->active_connections();
+      if (draining.service->name() == name) report.draining_connections += draining.generation->active();
     }
     out.push_back(std::move(report));
   }
@@ -244,29 +281,31 @@ void Runtime::reap_draining() {
   std::lock_guard lock(mutex_);
   auto now = std::chrono::steady_clock::now();
   std::erase_if(draining_, [&](const Draining& draining) {
-    if (draining.service->active_connections() == 0) return true;
+    if (draining.generation->active() == 0) return true;
     if (now < draining.deadline) return false;
-    spdlog::info("{}: grace period over, closing {} connections", draining.service->name(),
-                 draining.service->active_connections());
-    draining.service->close_connections();
+    spdlog::info("{}: grace period over, closing {} connections of the previous config", draining.service->name(),
+                 draining.generation->active());
+    draining.service->close_connections(draining.generation);
     return true;
   });
 }
 
 void Runtime::shutdown(std::chrono::nanoseconds grace) {
-  std::vector<std::shared_ptr<Service>> all;
+  std::vector<Draining> all;
   {
     std::lock_guard lock(mutex_);
-    for (auto& [name, running] : running_) all.push_back(running.service);
-    for (auto& draining : draining_) all.push_back(draining.service);
+    for (auto& [name, running] : running_) {
+      running.service->stop_accepting();
+      all.push_back({running.service, running.generation, {}});
+    }
+    all.insert(all.end(), draining_.begin(), draining_.end());
     running_.clear();
     draining_.clear();
   }
-  for (auto& service : all) service->stop_accepting();
   auto deadline = std::chrono::steady_clock::now() + grace;
   auto open = [&] {
     size_t total = 0;
-    for (auto& service : all) total += service->active_connections();
+    for (auto& entry : all) total += entry.generation->active();
     return total;
   };
   if (open() > 0) spdlog::info("draining {} open connections (up to {})", open(), common::format_duration(grace));
@@ -276,7 +315,7 @@ void Runtime::shutdown(std::chrono::nanoseconds grace) {
   }
   if (open() > 0) {
     spdlog::info("grace period over, closing {} connections", open());
-    for (auto& service : all) service->close_connections();
+    for (auto& entry : all) entry.service->close_connections(entry.generation);
     auto hard_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (open() > 0 && std::chrono::steady_clock::now() < hard_deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));

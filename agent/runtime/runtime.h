@@ -14,9 +14,6 @@
 
 namespace strait::agent {
 
-// The single entry point through which a whole configuration is applied (command line,
-// config file, and later the controller). A snapshot is validated and built completely
-// before anything changes: an invalid snapshot changes nothing.
 // What one running service has done, for status reports.
 struct ServiceReport {
   std::string name;
@@ -29,18 +26,26 @@ struct ServiceReport {
   uint64_t errors = 0;
 };
 
+// The single entry point through which a whole configuration is applied (command line,
+// config file, the controller). A snapshot is validated and built completely before
+// anything changes: an invalid snapshot changes nothing.
 class Runtime {
  public:
-  Runtime(Workers& workers, std::chrono::nanoseconds drain_timeout);
+  // `max_connections`: open connections of the whole agent (from the descriptor limit).
+  Runtime(Workers& workers, std::chrono::nanoseconds drain_timeout, size_t max_connections);
 
-  // Applies a complete snapshot. Unchanged services keep running untouched; changed ones
-  // start their new listeners first (SO_REUSEPORT) and drain the old; removed ones drain.
+  // Applies a complete snapshot. Unchanged services keep running untouched. A changed
+  // service on the same address and listener type keeps its listening sockets (socket
+  // options change in place) and takes the new config for new connections; only a service
+  // whose address or listener type changes binds new sockets, serves what the old ones had
+  // queued, and closes them.
+  // Either way the old config's connections drain. Removed services drain.
   absl::Status apply(std::shared_ptr<const config::v1::Config> snapshot);
 
-  // The services running now (draining ones count with the service of the same name).
+  // The services running now (draining generations count with the service of that name).
   std::vector<ServiceReport> report() const;
 
-  // Ends draining services whose connections are gone or whose grace period is over.
+  // Ends draining generations whose connections are gone or whose grace period is over.
   void reap_draining();
   // Stops accepting everywhere; returns once every connection ended or `grace` passed (then
   // the rest are closed).
@@ -49,16 +54,21 @@ class Runtime {
  private:
   struct Running {
     std::shared_ptr<Service> service;
-    std::string fingerprint;  // the service's config plus everything it references
+    std::string socket_key;   // what the listening sockets were made from
+    std::string fingerprint;  // the whole service config plus everything it references
+    std::shared_ptr<ServiceGeneration> generation;
+    std::shared_ptr<ServiceStats> stats;  // totals across generations and rebinds
   };
   struct Draining {
     std::shared_ptr<Service> service;
+    std::shared_ptr<ServiceGeneration> generation;
     std::chrono::steady_clock::time_point deadline;
   };
 
-  Workers& workers_;
+  std::vector<asio::any_io_executor> executors_;
   std::chrono::nanoseconds drain_timeout_;
-  mutable std::mutex mutex_;  // guards the maps below; apply is rare and off the data path
+  std::shared_ptr<ConnectionBudget> budget_;
+  mutable std::mutex mutex_;  // guards the members below; apply is rare and off the data path
   std::map<std::string, Running> running_;
   std::vector<Draining> draining_;
 };

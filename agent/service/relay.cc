@@ -15,6 +15,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "agent/net/pipe_pool.h"
+
 namespace strait::agent {
 namespace {
 
@@ -23,34 +25,109 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kStreamBufferSize = 16 * 1024;
 constexpr size_t kDatagramBufferSize = 64 * 1024;
-constexpr size_t kSpliceChunk = 1 << 20;
-// Per-thread cache of stream buffers: the data path of a thread never locks, and a buffer
-// returns here when its connection goes quiet.
-constexpr size_t kCachedBuffers = 64;
+constexpr size_t kSpliceChunk = 1 << 20;  // asks for all the pipe can hold
 
+// Per-thread cache of buffers of one size: the data path of a thread never locks, and a
+// buffer returns here as soon as its bytes are written.
+template <size_t kSize>
 class BufferCache {
  public:
-  std::unique_ptr<uint8_t[]> take() {
-    if (free_.empty()) return std::make_unique<uint8_t[]>(kStreamBufferSize);
+  static constexpr size_t kCached = 64;
+  using Buffer = std::unique_ptr<uint8_t[]>;
+  Buffer take() {
+    if (free_.empty()) return std::make_unique_for_overwrite<uint8_t[]>(kSize);
     auto buffer = std::move(free_.back());
     free_.pop_back();
     return buffer;
   }
-  void give_back(std::unique_ptr<uint8_t[]> buffer) {
-    if (buffer && free_.size() < kCachedBuffers) free_.push_back(std::move(buffer));
+  void give_back(Buffer buffer) {
+    if (buffer && free_.size() < kCached) free_.push_back(std::move(buffer));
   }
 
  private:
-  std::vector<std::unique_ptr<uint8_t[]>> free_;
+  std::vector<Buffer> free_;
 };
 
-thread_local BufferCache buffer_cache;
+thread_local BufferCache<kStreamBufferSize> stream_buffers;
+thread_local BufferCache<kDatagramBufferSize> datagram_buffers;
+
+// When the relay last moved a byte, and the timer that ends it after too long a silence.
+// The state is shared with the timer's handler, so the handler is safe whenever it runs.
+class SilenceDeadline {
+ public:
+  SilenceDeadline(Stream& client, Stream& target, const RelayOptions& options)
+      : state_(std::make_shared<State>(State{&client, &target, Clock::now(), options})),
+        timer_(client.get_executor()) {
+    arm();
+  }
+  ~SilenceDeadline() {
+    state_->client = nullptr;
+    state_->target = nullptr;
+    timer_.cancel();
+  }
+  SilenceDeadline(const SilenceDeadline&) = delete;
+  SilenceDeadline& operator=(const SilenceDeadline&) = delete;
+
+  void activity() { state_->last_activity = Clock::now(); }
+  // One direction ended: the shorter half-close limit applies from now on.
+  void half_closed() {
+    if (state_->half_closed) return;
+    state_->half_closed = true;
+    state_->last_activity = Clock::now();
+    arm();
+  }
+  void record(RelayResult& result) const {
+    result.idle_timeout = state_->expired && !state_->half_closed;
+    result.half_close_timeout = state_->expired && state_->half_closed;
+  }
+
+ private:
+  struct State {
+    Stream* client;
+    Stream* target;
+    Clock::time_point last_activity;
+    RelayOptions options;
+    bool half_closed = false;
+    bool expired = false;
+    uint64_t generation = 0;
+
+    std::chrono::nanoseconds limit() const {
+      return half_closed ? options.half_close_timeout : options.idle_timeout;
+    }
+  };
+
+  void arm() { arm(state_, timer_); }
+
+  // Waits until the silence limit after the last activity; re-arms when there was activity
+  // meanwhile, so a busy relay costs one timer wake per limit, not one per byte.
+  static void arm(const std::shared_ptr<State>& state, asio::steady_timer& timer) {
+    uint64_t generation = ++state->generation;
+    if (state->limit().count() <= 0) {
+      timer.cancel();
+      return;
+    }
+    timer.expires_at(state->last_activity + state->limit());
+    timer.async_wait([state, &timer, generation](const error_code& ec) {
+      if (ec || state->generation != generation || state->client == nullptr) return;
+      if (Clock::now() < state->last_activity + state->limit()) return arm(state, timer);
+      state->expired = true;
+      state->client->close();
+      state->target->close();
+    });
+  }
+
+  std::shared_ptr<State> state_;
+  asio::steady_timer timer_;
+};
 
 struct RelayState {
   Stream& client;
   Stream& target;
-  Clock::time_point last_activity = Clock::now();
+  SilenceDeadline deadline;
   RelayResult result;
+
+  RelayState(Stream& client_stream, Stream& target_stream, const RelayOptions& options)
+      : client(client_stream), target(target_stream), deadline(client_stream, target_stream, options) {}
 
   void fail(error_code ec) {
     if (!result.error) result.error = ec;
@@ -61,52 +138,39 @@ struct RelayState {
 
 bool is_clean_end(const error_code& ec) { return ec == asio::error::eof; }
 
-// A one-direction pipe for splice(2): socket -> pipe -> socket, bytes never enter user space.
-class SplicePipe {
- public:
-  ~SplicePipe() {
-    if (fds_[0] >= 0) ::close(fds_[0]);
-    if (fds_[1] >= 0) ::close(fds_[1]);
-  }
-  bool open() {
-    if (fds_[0] >= 0) return true;
-    if (::pipe2(fds_, O_NONBLOCK | O_CLOEXEC) != 0) return false;
-    ::fcntl(fds_[1], F_SETPIPE_SZ, static_cast<int>(kSpliceChunk));
-    return true;
-  }
-  int read_end() const { return fds_[0]; }
-  int write_end() const { return fds_[1]; }
-
- private:
-  int fds_[2] = {-1, -1};
-};
-
 // Joins two plain TCP sockets with splice(2), both directions, as callbacks rather than
 // coroutines: an idle spliced connection then costs one small object and two pending
-// readiness waits, which keeps memory per idle connection low.
+// readiness waits, which keeps memory per idle connection low. A direction holds a pipe
+// (or, when none can be had, a buffer) only while it has bytes not yet written.
 class SpliceRelay {
  public:
   using Done = asio::any_completion_handler<void()>;
 
   SpliceRelay(RelayState& state, asio::ip::tcp::socket& client, asio::ip::tcp::socket& target)
       : state_(state),
-        directions_{Direction{client, target, state.target, state.result.bytes_from_client, {}, 0, false},
-                    Direction{target, client, state.client, state.result.bytes_to_client, {}, 0, false}} {}
+        directions_{Direction{client, target, state.target, state.result.bytes_from_client},
+                    Direction{target, client, state.client, state.result.bytes_to_client}} {}
 
   void start(Done done) {
     done_.emplace(std::move(done));
     for (auto& direction : directions_) direction.from.non_blocking(true);
+    for (auto& direction : directions_) direction.to.non_blocking(true);
     for (auto& direction : directions_) wait_readable(direction);
   }
 
  private:
   struct Direction {
+    Direction(asio::ip::tcp::socket& source, asio::ip::tcp::socket& sink, Stream& sink_stream, uint64_t& bytes)
+        : from(source), to(sink), to_stream(sink_stream), counter(bytes) {}
     asio::ip::tcp::socket& from;
     asio::ip::tcp::socket& to;
     Stream& to_stream;
     uint64_t& counter;
-    SplicePipe pipe;
+    std::optional<SplicePipe> pipe;
     size_t in_pipe = 0;
+    BufferCache<kStreamBufferSize>::Buffer held;  // copy path: bytes read, not yet written
+    size_t held_offset = 0;
+    size_t held_size = 0;
     bool finished = false;
   };
 
@@ -124,36 +188,85 @@ class SpliceRelay {
     });
   }
 
+  static bool would_block() { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR; }
+
+  void moved(Direction& d, size_t bytes) {
+    d.counter += bytes;
+    state_.deadline.activity();
+  }
+
   // Moves bytes until the source has none (then waits for readability) or the
   // destination is full (then waits for writability).
   void pump(Direction& d) {
     for (;;) {
       while (d.in_pipe > 0) {
-        ssize_t out = ::splice(d.pipe.read_end(), nullptr, d.to.native_handle(), nullptr, d.in_pipe,
+        ssize_t out = ::splice(d.pipe->read_end(), nullptr, d.to.native_handle(), nullptr, d.in_pipe,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (out < 0 && (errno == EAGAIN || errno == EINTR)) return wait_writable(d);
+        if (out < 0 && would_block()) return wait_writable(d);
         if (out <= 0) return fail(d, out == 0 ? asio::error::broken_pipe : last_error());
         d.in_pipe -= static_cast<size_t>(out);
-        d.counter += static_cast<uint64_t>(out);
-        state_.last_activity = Clock::now();
+        moved(d, static_cast<size_t>(out));
       }
-      if (!d.pipe.open()) return fail(d, last_error());
-      ssize_t in = ::splice(d.from.native_handle(), nullptr, d.pipe.write_end(), nullptr, kSpliceChunk,
-                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      while (d.held_size > 0) {
+        ssize_t out = ::send(d.to.native_handle(), d.held.get() + d.held_offset, d.held_size, MSG_NOSIGNAL);
+        if (out < 0 && would_block()) return wait_writable(d);
+        if (out < 0) return fail(d, last_error());
+        d.held_offset += static_cast<size_t>(out);
+        d.held_size -= static_cast<size_t>(out);
+        moved(d, static_cast<size_t>(out));
+      }
+      if (!d.pipe && !d.held) d.pipe = PipePool::this_thread().take();
+      ssize_t in = d.pipe ? ::splice(d.from.native_handle(), nullptr, d.pipe->write_end(), nullptr, kSpliceChunk,
+                                     SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                          : read_into_buffer(d);
       if (in == 0) {
+        release(d);
         d.to_stream.shutdown_send();
+        state_.deadline.half_closed();
         return finish(d);
       }
-      if (in < 0 && (errno == EAGAIN || errno == EINTR)) return wait_readable(d);
+      if (in < 0 && would_block()) {
+        release(d);  // nothing in flight: an idle direction holds no pipe and no buffer
+        return wait_readable(d);
+      }
       if (in < 0) return fail(d, last_error());
-      d.in_pipe = static_cast<size_t>(in);
+      if (d.pipe) {
+        d.in_pipe = static_cast<size_t>(in);
+      } else {
+        d.held_offset = 0;
+        d.held_size = static_cast<size_t>(in);
+      }
     }
+  }
+
+  ssize_t read_into_buffer(Direction& d) {
+    if (!d.held) d.held = stream_buffers.take();
+    return ::recv(d.from.native_handle(), d.held.get(), kStreamBufferSize, 0);
+  }
+
+  // Gives back an empty pipe or buffer.
+  static void release(Direction& d) {
+    if (d.pipe) {
+      PipePool::this_thread().give_back(std::move(*d.pipe));
+      d.pipe.reset();
+    }
+    stream_buffers.give_back(std::move(d.held));
   }
 
   static error_code last_error() { return {errno, boost::system::system_category()}; }
 
   void fail(Direction& d, const error_code& ec) {
     state_.fail(ec);  // closes both sockets, so the other direction's wait ends too
+    if (d.pipe) {
+      // Bytes left in it belong to this connection only: the pipe is closed, not reused.
+      if (d.in_pipe > 0) {
+        PipePool::this_thread().discard(std::move(*d.pipe));
+        d.pipe.reset();
+        d.in_pipe = 0;
+      }
+    }
+    d.held_size = 0;
+    release(d);
     finish(d);
   }
 
@@ -177,65 +290,49 @@ auto async_splice(SpliceRelay& splice) {
       [&splice](auto handler) { splice.start(std::move(handler)); }, asio::use_awaitable);
 }
 
+// A buffer from the thread's cache of the right size, for one read and its write.
+template <typename Cache>
+asio::awaitable<bool> copy_once(Stream& from, Stream& to, uint64_t& counter, RelayState& state, Cache& cache,
+                                size_t size) {
+  auto buffer = cache.take();
+  auto [read_error, n] = co_await from.async_read_some(asio::buffer(buffer.get(), size), kUseTuple);
+  if (read_error) {
+    cache.give_back(std::move(buffer));
+    if (is_clean_end(read_error)) {
+      to.shutdown_send();
+      state.deadline.half_closed();
+    } else {
+      state.fail(read_error);
+    }
+    co_return false;
+  }
+  auto [write_error, written] = co_await asio::async_write(to, asio::buffer(buffer.get(), n), kUseTuple);
+  cache.give_back(std::move(buffer));
+  if (write_error) {
+    state.fail(write_error);
+    co_return false;
+  }
+  counter += written;
+  state.deadline.activity();
+  co_return true;
+}
+
 asio::awaitable<void> copy_direction(Stream& from, Stream& to, uint64_t& counter, RelayState& state) {
   const bool datagram = from.is_datagram();
-  std::unique_ptr<uint8_t[]> owned_datagram_buffer;
-  std::unique_ptr<uint8_t[]> buffer;
-  asio::ip::tcp::socket* waitable = from.plain_tcp_socket();
+  asio::ip::tcp::socket* socket = from.plain_tcp_socket();
   for (;;) {
-    if (waitable != nullptr && !buffer) {
-      auto [wait_error] = co_await waitable->async_wait(asio::ip::tcp::socket::wait_read, kUseTuple);
+    // A buffer is taken only once there is something to read: idle streams hold none.
+    error_code ignored;
+    if (socket == nullptr || socket->available(ignored) == 0) {
+      auto [wait_error] = co_await from.async_wait_readable(kUseTuple);
       if (wait_error) {
         state.fail(wait_error);
         co_return;
       }
     }
-    asio::mutable_buffer window;
-    if (datagram) {
-      if (!owned_datagram_buffer) owned_datagram_buffer = std::make_unique<uint8_t[]>(kDatagramBufferSize);
-      window = asio::buffer(owned_datagram_buffer.get(), kDatagramBufferSize);
-    } else {
-      if (!buffer) buffer = buffer_cache.take();
-      window = asio::buffer(buffer.get(), kStreamBufferSize);
-    }
-    auto [read_error, n] = co_await from.async_read_some(window, kUseTuple);
-    if (read_error) {
-      buffer_cache.give_back(std::move(buffer));
-      if (is_clean_end(read_error)) {
-        to.shutdown_send();
-      } else {
-        state.fail(read_error);
-      }
-      co_return;
-    }
-    auto [write_error, written] = co_await asio::async_write(to, asio::buffer(window.data(), n), kUseTuple);
-    if (write_error) {
-      buffer_cache.give_back(std::move(buffer));
-      state.fail(write_error);
-      co_return;
-    }
-    counter += written;
-    state.last_activity = Clock::now();
-    if (waitable != nullptr) {
-      error_code ignored;
-      if (waitable->available(ignored) == 0) buffer_cache.give_back(std::move(buffer));
-    }
-  }
-}
-
-asio::awaitable<void> watch_idle(RelayState& state, std::chrono::nanoseconds idle_timeout) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  for (;;) {
-    auto deadline = state.last_activity + idle_timeout;
-    if (Clock::now() >= deadline) {
-      state.result.idle_timeout = true;
-      state.client.close();
-      state.target.close();
-      co_return;
-    }
-    timer.expires_at(deadline);
-    auto [ec] = co_await timer.async_wait(kUseTuple);
-    if (ec) co_return;
+    bool more = datagram ? co_await copy_once(from, to, counter, state, datagram_buffers, kDatagramBufferSize)
+                         : co_await copy_once(from, to, counter, state, stream_buffers, kStreamBufferSize);
+    if (!more) co_return;
   }
 }
 
@@ -243,36 +340,20 @@ bool spliceable(RelayState& state) {
   return state.client.plain_tcp_socket() != nullptr && state.target.plain_tcp_socket() != nullptr;
 }
 
-asio::awaitable<void> relay_both_directions(RelayState& state) {
+}  // namespace
+
+asio::awaitable<RelayResult> relay(Stream& client, Stream& target, const RelayOptions& options) {
+  RelayState state(client, target, options);
   if (spliceable(state)) {
     state.result.spliced = true;
-    SpliceRelay splice(state, *state.client.plain_tcp_socket(), *state.target.plain_tcp_socket());
+    SpliceRelay splice(state, *client.plain_tcp_socket(), *target.plain_tcp_socket());
     co_await async_splice(splice);
   } else {
     co_await (copy_direction(state.client, state.target, state.result.bytes_from_client, state) &&
               copy_direction(state.target, state.client, state.result.bytes_to_client, state));
   }
-}
-
-asio::awaitable<void> relay_until_idle(RelayState& state, std::chrono::nanoseconds idle_timeout) {
-  co_await (relay_both_directions(state) || watch_idle(state, idle_timeout));
-}
-
-}  // namespace
-
-asio::awaitable<RelayResult> relay(Stream& client, Stream& target, const RelayOptions& options) {
-  RelayState state{client, target, Clock::now(), {}};
-  if (options.idle_timeout.count() > 0) {
-    co_await relay_until_idle(state, options.idle_timeout);
-  } else if (spliceable(state)) {
-    // The common case, inline: one frame fewer for every idle spliced connection.
-    state.result.spliced = true;
-    SpliceRelay splice(state, *client.plain_tcp_socket(), *target.plain_tcp_socket());
-    co_await async_splice(splice);
-  } else {
-    co_await relay_both_directions(state);
-  }
-  if (state.result.idle_timeout) state.result.error = {};
+  state.deadline.record(state.result);
+  if (state.result.idle_timeout || state.result.half_close_timeout) state.result.error = {};
   co_return state.result;
 }
 

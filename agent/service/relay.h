@@ -10,8 +10,13 @@
 namespace strait::agent {
 
 struct RelayOptions {
-  // Both directions silent for this long ends the relay; zero disables the check.
-  std::chrono::nanoseconds idle_timeout{0};
+  // Both directions silent for this long ends the relay; zero disables the check. One hour
+  // by default, as Envoy's tcp_proxy: without it a peer that vanished without a FIN (and
+  // with keepalive off) would hold its connection forever.
+  std::chrono::nanoseconds idle_timeout = std::chrono::hours(1);
+  // Once one direction has ended (a half close), the other ends after being silent this
+  // long, as haproxy's `timeout client-fin`/`server-fin`; zero disables it.
+  std::chrono::nanoseconds half_close_timeout = std::chrono::seconds(60);
 };
 
 struct RelayResult {
@@ -19,13 +24,15 @@ struct RelayResult {
   uint64_t bytes_to_client = 0;    // target -> client
   error_code error;                // first error that ended the relay, empty for clean EOFs
   bool idle_timeout = false;
+  bool half_close_timeout = false;
   bool spliced = false;            // true when the zero-copy path carried the bytes
 };
 
 // Copies bytes both ways until both directions have ended. EOF in one direction is passed on
 // as a half close; an error in either closes both streams. Two plain TCP sockets are joined
-// with splice(2) through a pipe created on first data; other streams use a buffer taken only
-// once data is ready, so an idle connection holds no data buffer.
+// with splice(2) through a pipe taken from the worker's PipePool while bytes are in flight
+// (copying through user space when no pipe can be had); other streams wait until they are
+// readable before taking a buffer, so an idle connection holds neither a pipe nor a buffer.
 asio::awaitable<RelayResult> relay(Stream& client, Stream& target, const RelayOptions& options);
 
 }  // namespace strait::agent

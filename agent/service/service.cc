@@ -1,29 +1,55 @@
 #include "agent/service/service.h"
 
+#include <algorithm>
+
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
+
 #include "common/strings.h"
 
-
 namespace strait::agent {
+namespace {
 
-Service::Service(std::string name, std::shared_ptr<const Handler> handler, std::shared_ptr<const HandlerContext> context)
-    : name_(std::move(name)), handler_(std::move(handler)), context_(std::move(context)) {}
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+// At capacity, how often a listener looks again; connections wait in the kernel meanwhile.
+constexpr auto kCapacityRecheck = std::chrono::milliseconds(20);
+// Out of descriptors or memory: the first pause, doubled up to the last while it lasts.
+constexpr auto kFirstAcceptBackoff = std::chrono::milliseconds(10);
+constexpr auto kLastAcceptBackoff = std::chrono::seconds(1);
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+ServiceGeneration::ServiceGeneration(std::shared_ptr<const Handler> handler,
+                                     std::shared_ptr<const HandlerContext> context, size_t slots)
+    : handler_(std::move(handler)), context_(std::move(context)), open_(slots) {}
+
+Service::Service(std::string name, std::shared_ptr<ConnectionBudget> budget, size_t max_connections)
+    : name_(std::move(name)), budget_(std::move(budget)), max_connections_(max_connections) {}
 
 absl::StatusOr<std::shared_ptr<Service>> Service::bind(std::string name, const ListenOptions& options,
-                                                       ListenerFactory& factory, std::shared_ptr<const Handler> handler,
-                                                       std::shared_ptr<const HandlerContext> context, Workers& workers) {
-  std::shared_ptr<Service> service(new Service(std::move(name), std::move(handler), std::move(context)));
+                                                       ListenerFactory& factory,
+                                                       std::span<const asio::any_io_executor> executors,
+                                                       std::shared_ptr<ConnectionBudget> budget,
+                                                       size_t max_connections) {
+  std::shared_ptr<Service> service(new Service(std::move(name), std::move(budget), max_connections));
   ListenOptions worker_options = options;
-  for (size_t i = 0; i < workers.size(); ++i) {
+  for (size_t i = 0; i < executors.size(); ++i) {
     auto slot = std::make_unique<WorkerSlot>();
-    slot->executor = workers.executor(i);
+    slot->executor = executors[i];
     auto listener = factory.listen(slot->executor, worker_options);
     if (!listener) {
       for (auto& opened : service->slots_) opened->listener->close();
       return absl::UnavailableError(common::str_cat("service ", service->name_, ": cannot listen on ",
-                                                 options.address.to_string(), ": ", listener.error().message()));
+                                                    options.address.to_string(), ": ", listener.error().message()));
     }
     slot->listener = std::move(*listener);
     if (i == 0) {
@@ -36,61 +62,122 @@ absl::StatusOr<std::shared_ptr<Service>> Service::bind(std::string name, const L
   return service;
 }
 
-void Service::start() {
+void Service::serve(std::shared_ptr<ServiceGeneration> generation) {
   for (size_t i = 0; i < slots_.size(); ++i) {
-    asio::co_spawn(slots_[i]->executor, accept_loop(shared_from_this(), i), [name = name_](std::exception_ptr e) {
-      if (e) spdlog::error("{}: accept loop ended by an unexpected exception", name);
+    asio::post(slots_[i]->executor, [self = shared_from_this(), i, generation] {
+      auto& slot = *self->slots_[i];
+      slot.generation = generation;
+      if (slot.accepting || self->stopped_) return;
+      slot.accepting = true;
+      asio::co_spawn(slot.executor, accept_loop(self, i), [name = self->name_](std::exception_ptr e) {
+        if (e) spdlog::error("{}: accept loop ended by an unexpected exception", name);
+      });
     });
   }
 }
 
-void Service::stop_accepting() {
-  accepting_ = false;
+void Service::update(const ListenOptions& options, size_t max_connections) {
+  max_connections_ = max_connections;
   for (auto& slot : slots_) {
-    asio::post(slot->executor, [self = shared_from_this(), raw = slot.get()] { raw->listener->close(); });
+    asio::post(slot->executor, [self = shared_from_this(), raw = slot.get(), options] { raw->listener->update(options); });
   }
 }
 
-void Service::close_connections() {
-  for (auto& slot : slots_) {
-    asio::post(slot->executor, [self = shared_from_this(), raw = slot.get()] {
-      auto open = raw->open;  // close() may end handlers that erase themselves
+void Service::stop_accepting() {
+  stopped_ = true;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    asio::post(slots_[i]->executor, [self = shared_from_this(), i] {
+      auto& slot = *self->slots_[i];
+      // Clients already queued in the kernel were promised a connection: serve them.
+      if (slot.generation) {
+        for (auto& client : slot.listener->take_pending()) self->start_connection(i, std::move(client));
+      }
+      slot.listener->close();
+    });
+  }
+}
+
+void Service::close_connections(std::shared_ptr<ServiceGeneration> generation) {
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    asio::post(slots_[i]->executor, [self = shared_from_this(), i, generation] {
+      auto open = generation->open_[i];  // close() may end handlers that erase themselves
       for (Stream* stream : open) stream->close();
     });
   }
 }
 
+bool Service::at_capacity() const {
+  size_t max = max_connections_.load(std::memory_order_relaxed);
+  if (max > 0 && open_.load(std::memory_order_relaxed) >= max) return true;
+  return budget_ && budget_->open.load(std::memory_order_relaxed) >= budget_->limit;
+}
+
+void Service::note_accept_error(const error_code& error) {
+  uint64_t count = accept_errors_.fetch_add(1, std::memory_order_relaxed) + 1;
+  int64_t now = now_ns();
+  int64_t next = next_error_report_ns_.load(std::memory_order_relaxed);
+  if (now < next || !next_error_report_ns_.compare_exchange_strong(next, now + 1'000'000'000)) return;
+  accept_errors_.fetch_sub(count, std::memory_order_relaxed);
+  spdlog::warn("{}: cannot accept: {} ({} times since the last report); pausing, established connections go on",
+               name_, error.message(), count);
+}
+
+void Service::start_connection(size_t slot_index, StreamPtr client) {
+  auto& slot = *slots_[slot_index];
+  open_.fetch_add(1, std::memory_order_relaxed);
+  if (budget_) budget_->open.fetch_add(1, std::memory_order_relaxed);
+  slot.generation->active_.fetch_add(1, std::memory_order_relaxed);
+  if (slot.generation->context_->stats) {
+    slot.generation->context_->stats->connections.fetch_add(1, std::memory_order_relaxed);
+  }
+  asio::co_spawn(slot.executor, serve_connection(shared_from_this(), slot_index, slot.generation, std::move(client)),
+                 [name = name_](std::exception_ptr e) {
+                   if (e) spdlog::error("{}: connection handler ended by an unexpected exception", name);
+                 });
+}
+
 asio::awaitable<void> Service::accept_loop(std::shared_ptr<Service> self, size_t slot_index) {
   auto& slot = *self->slots_[slot_index];
-  while (self->accepting_) {
-    auto client = co_await slot.listener->accept();
-    if (!client) {
-      if (!self->accepting_) break;
-      spdlog::warn("{}: accept failed: {}", self->name_, client.error().message());
+  asio::steady_timer pause(slot.executor);
+  auto backoff = kFirstAcceptBackoff;
+  while (!self->stopped_) {
+    if (self->at_capacity()) {
+      pause.expires_after(kCapacityRecheck);
+      co_await pause.async_wait(kUseTuple);
       continue;
     }
-    self->active_.fetch_add(1, std::memory_order_relaxed);
-    self->context_->stats->connections.fetch_add(1, std::memory_order_relaxed);
-    asio::co_spawn(slot.executor, serve(self, slot_index, std::move(*client)), [name = self->name_](std::exception_ptr e) {
-      if (e) spdlog::error("{}: connection handler ended by an unexpected exception", name);
-    });
+    auto client = co_await slot.listener->accept();
+    if (!client) {
+      if (self->stopped_) break;
+      self->note_accept_error(client.error());
+      pause.expires_after(backoff);
+      co_await pause.async_wait(kUseTuple);
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, kLastAcceptBackoff);
+      continue;
+    }
+    backoff = kFirstAcceptBackoff;
+    self->start_connection(slot_index, std::move(*client));
   }
 }
 
-asio::awaitable<void> Service::serve(std::shared_ptr<Service> self, size_t slot_index, StreamPtr client) {
+asio::awaitable<void> Service::serve_connection(std::shared_ptr<Service> self, size_t slot_index,
+                                                std::shared_ptr<ServiceGeneration> generation, StreamPtr client) {
   // Unregisters even if the handler throws; the handler owns the stream until it returns,
   // so the registered pointer stays valid while it is in the set.
   struct Registration {
     Service& service;
-    WorkerSlot& slot;
+    ServiceGeneration& generation;
+    std::unordered_set<Stream*>& open;
     Stream* stream;
     ~Registration() {
-      slot.open.erase(stream);
-      service.active_.fetch_sub(1, std::memory_order_relaxed);
+      open.erase(stream);
+      generation.active_.fetch_sub(1, std::memory_order_relaxed);
+      service.open_.fetch_sub(1, std::memory_order_relaxed);
+      if (service.budget_) service.budget_->open.fetch_sub(1, std::memory_order_relaxed);
     }
-  } registration{*self, *self->slots_[slot_index], client.get()};
-  registration.slot.open.insert(registration.stream);
-  co_await self->handler_->handle(std::move(client), *self->context_);
+  } registration{*self, *generation, generation->open_[slot_index], client.get()};
+  registration.open.insert(registration.stream);
+  co_await generation->handler_->handle(std::move(client), *generation->context_);
 }
 
 }  // namespace strait::agent

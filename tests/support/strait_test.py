@@ -195,6 +195,76 @@ def run(argv, timeout: float = RUN_TIMEOUT, **kwargs) -> subprocess.CompletedPro
     return subprocess.run([str(a) for a in argv], timeout=timeout, **kwargs)
 
 
+class ConnectionLoop:
+    """`clients` threads that each connect to `port`, echo a short message and close, over
+    and over until stop(); counts successes and keeps the first failures. For tests that
+    change an agent (reloads, takeovers) under load and count what failed."""
+
+    def __init__(self, port: int, clients: int = 16, host: str = "127.0.0.1"):
+        self.port, self.host = port, host
+        self.ok = 0
+        self.failures = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, index: int) -> None:
+        count = 0
+        while not self._stop.is_set():
+            payload = f"client {index} message {count}".encode()
+            count += 1
+            try:
+                with socket.create_connection((self.host, self.port), timeout=IO_TIMEOUT) as sock:
+                    sock.sendall(payload)
+                    got = recv_exact(sock, len(payload))
+                if got != payload:
+                    raise AssertionError(f"echo returned {got!r} for {payload!r}")
+                with self._lock:
+                    self.ok += 1
+            except (OSError, AssertionError) as error:
+                with self._lock:
+                    self.failures.append(f"{type(error).__name__}: {error}")
+
+    def wait_for(self, successes: int, timeout: float = READY_TIMEOUT) -> None:
+        start = self.ok
+        wait_until(lambda: self.ok >= start + successes, timeout, what=f"{successes} more echoes")
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(IO_TIMEOUT * 2)
+
+
+class LongTransfer:
+    """Sends `size` random bytes through `port` to a sink server (which answers with the
+    SHA-256 of what it got), paced over about `seconds`, in a thread."""
+
+    def __init__(self, port: int, size: int, seconds: float, host: str = "127.0.0.1"):
+        self.blob = random_blob(size)
+        self.digest, self.error = None, None
+        self._thread = threading.Thread(target=self._run, args=(port, host, seconds), daemon=True)
+        self._thread.start()
+
+    def _run(self, port, host, seconds):
+        try:
+            with socket.create_connection((host, port), timeout=IO_TIMEOUT * 3) as sock:
+                chunk = 64 * 1024
+                pieces = max(1, len(self.blob) // chunk)
+                for offset in range(0, len(self.blob), chunk):
+                    sock.sendall(self.blob[offset:offset + chunk])
+                    time.sleep(seconds / pieces)
+                sock.shutdown(socket.SHUT_WR)
+                self.digest = recv_all(sock).strip().decode()
+        except OSError as error:
+            self.error = error
+
+    def result(self, timeout: float = 120) -> str:
+        self._thread.join(timeout)
+        return repr(self.error) if self.error else self.digest
+
+
 # --- processes -------------------------------------------------------------------------
 
 class Process:

@@ -16,7 +16,7 @@ using testing::run_for;
 TEST(TcpChannel, ListenerAndDialerCarryBytesAndHalfClose) {
   asio::io_context io;
   auto factory = make_tcp_listener_factory();
-  auto listener = factory->listen(io.get_executor(), {common::HostPort{"127.0.0.1", 0}});
+  auto listener = factory->listen(io.get_executor(), {.address = common::HostPort{"127.0.0.1", 0}});
   ASSERT_TRUE(listener);
   std::string address = (*listener)->bound_address().to_string();
   auto dialer = make_tcp_dialer();
@@ -49,10 +49,10 @@ TEST(TcpChannel, ListenerAndDialerCarryBytesAndHalfClose) {
 TEST(TcpChannel, ReusePortLetsEveryWorkerBindTheSamePort) {
   asio::io_context io;
   auto factory = make_tcp_listener_factory();
-  auto first = factory->listen(io.get_executor(), {common::HostPort{"127.0.0.1", 0}});
+  auto first = factory->listen(io.get_executor(), {.address = common::HostPort{"127.0.0.1", 0}});
   ASSERT_TRUE(first);
   auto port = (*first)->bound_address().port;
-  auto second = factory->listen(io.get_executor(), {common::HostPort{"127.0.0.1", port}});
+  auto second = factory->listen(io.get_executor(), {.address = common::HostPort{"127.0.0.1", port}});
   ASSERT_TRUE(second) << second.error().message();
   EXPECT_EQ((*second)->bound_address().port, port);
 }

@@ -15,7 +15,7 @@ using testing::run_for;
 
 TEST(UdpChannel, EachClientAddressIsOneSessionKeepingDatagramBoundaries) {
   asio::io_context io;
-  auto listener = make_udp_listener_factory()->listen(io.get_executor(), {common::HostPort{"127.0.0.1", 0}});
+  auto listener = make_udp_listener_factory()->listen(io.get_executor(), {.address = common::HostPort{"127.0.0.1", 0}});
   ASSERT_TRUE(listener);
   udp::endpoint server(asio::ip::make_address("127.0.0.1"), (*listener)->bound_address().port);
   udp::socket alice(io, udp::endpoint(udp::v4(), 0));
@@ -45,6 +45,63 @@ TEST(UdpChannel, EachClientAddressIsOneSessionKeepingDatagramBoundaries) {
     (*first)->close();
     auto [closed_error, zero] = co_await (*first)->async_read_some(asio::buffer(buffer), kUseTuple);
     EXPECT_TRUE(closed_error);
+  }());
+}
+
+TEST(UdpChannel, ANewClientTakesThePlaceOfTheOneSilentForLongest) {
+  asio::io_context io;
+  auto listener = make_udp_listener_factory()->listen(
+      io.get_executor(), {.address = common::HostPort{"127.0.0.1", 0}, .max_udp_sessions = 2});
+  ASSERT_TRUE(listener);
+  udp::endpoint server(asio::ip::make_address("127.0.0.1"), (*listener)->bound_address().port);
+  udp::socket alice(io, udp::endpoint(udp::v4(), 0));
+  udp::socket bob(io, udp::endpoint(udp::v4(), 0));
+  udp::socket carol(io, udp::endpoint(udp::v4(), 0));
+  run_for(io, [&]() -> asio::awaitable<void> {
+    co_await alice.async_send_to(asio::buffer("a1", 2), server, kUseTuple);
+    auto alice_session = co_await (*listener)->accept();
+    co_await bob.async_send_to(asio::buffer("b1", 2), server, kUseTuple);
+    auto bob_session = co_await (*listener)->accept();
+    char buffer[64];
+    co_await (*alice_session)->async_read_some(asio::buffer(buffer), kUseTuple);
+    co_await (*bob_session)->async_read_some(asio::buffer(buffer), kUseTuple);
+    // Alice speaks again: Bob is now the one silent for longest.
+    co_await alice.async_send_to(asio::buffer("a2", 2), server, kUseTuple);
+    auto [alice_error, alice_bytes] = co_await (*alice_session)->async_read_some(asio::buffer(buffer), kUseTuple);
+    EXPECT_EQ(std::string(buffer, alice_bytes), "a2");
+    co_await carol.async_send_to(asio::buffer("c1", 2), server, kUseTuple);
+    auto carol_session = co_await (*listener)->accept();
+    EXPECT_TRUE(carol_session);
+    auto [bob_error] = co_await (*bob_session)->async_wait_readable(kUseTuple);
+    EXPECT_EQ(bob_error, asio::error::operation_aborted) << "Bob's session ended to make room";
+    // Alice's session goes on.
+    co_await alice.async_send_to(asio::buffer("a3", 2), server, kUseTuple);
+    auto [e3, n3] = co_await (*alice_session)->async_read_some(asio::buffer(buffer), kUseTuple);
+    EXPECT_EQ(std::string(buffer, n3), "a3");
+    (*listener)->close();
+  }());
+}
+
+TEST(UdpChannel, WaitReadableCompletesOnceADatagramIsQueued) {
+  asio::io_context io;
+  auto listener = make_udp_listener_factory()->listen(io.get_executor(), {.address = common::HostPort{"127.0.0.1", 0}});
+  ASSERT_TRUE(listener);
+  udp::endpoint server(asio::ip::make_address("127.0.0.1"), (*listener)->bound_address().port);
+  udp::socket alice(io, udp::endpoint(udp::v4(), 0));
+  run_for(io, [&]() -> asio::awaitable<void> {
+    co_await alice.async_send_to(asio::buffer("first", 5), server, kUseTuple);
+    auto session = co_await (*listener)->accept();
+    char buffer[64];
+    co_await (*session)->async_read_some(asio::buffer(buffer), kUseTuple);
+    auto later = [&]() -> asio::awaitable<void> {
+      co_await alice.async_send_to(asio::buffer("second", 6), server, kUseTuple);
+    };
+    co_await later();
+    auto [wait_error] = co_await (*session)->async_wait_readable(kUseTuple);
+    EXPECT_FALSE(wait_error);
+    auto [read_error, n] = co_await (*session)->async_read_some(asio::buffer(buffer), kUseTuple);
+    EXPECT_EQ(std::string(buffer, n), "second");
+    (*listener)->close();
   }());
 }
 

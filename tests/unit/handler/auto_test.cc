@@ -35,7 +35,7 @@ std::vector<Outcome> connect_each(std::shared_ptr<HandlerContext> context) {
       config::v1::NodeConfig node;
       node.mutable_connector()->set_type(type);
       auto connector = make_connector(node);
-      auto socket = co_await connect_tcp(io.get_executor(), proxy.address(), std::chrono::seconds(5));
+      auto socket = co_await connect_tcp(io.get_executor(), proxy.address(), DialOptions{std::chrono::seconds(5)});
       auto stream = co_await (*connector)->connect(std::make_unique<TcpStream>(std::move(*socket)), Network::kTcp,
                                                    testing::address_of(target));
       Outcome outcome;

@@ -34,7 +34,7 @@ class Socks4HandlerTest : public ::testing::Test {
     node.mutable_connector()->set_type("socks4a");
     node.mutable_connector()->mutable_auth()->set_username(user_id);
     auto connector = make_socks4_connector(node);
-    auto socket = co_await connect_tcp(io_.get_executor(), proxy_.address(), std::chrono::seconds(5));
+    auto socket = co_await connect_tcp(io_.get_executor(), proxy_.address(), DialOptions{std::chrono::seconds(5)});
     if (!socket) co_return socket.error();
     co_return co_await (*connector)->connect(std::make_unique<TcpStream>(std::move(*socket)), Network::kTcp, target);
   }

@@ -57,7 +57,7 @@ class Socks5HandlerTest : public ::testing::Test {
     node.mutable_connector()->mutable_auth()->set_password(pass);
     auto connector = make_socks5_connector(node);
     auto socket = co_await connect_tcp(io_.get_executor(), "127.0.0.1:" + std::to_string(proxy_port()),
-                                       std::chrono::seconds(5));
+                                       DialOptions{std::chrono::seconds(5)});
     if (!socket) co_return socket.error();
     co_return co_await (*connector)->connect(std::make_unique<TcpStream>(std::move(*socket)), Network::kTcp, target);
   }

@@ -80,7 +80,7 @@ TEST_F(Socks5UdpTest, UdpOverTcpThroughTheConnector) {
     config::v1::NodeConfig node;
     auto connector = make_socks5_connector(node);
     auto socket = co_await connect_tcp(io_.get_executor(), "127.0.0.1:" + std::to_string(proxy_port()),
-                                       std::chrono::seconds(5));
+                                       DialOptions{std::chrono::seconds(5)});
     EXPECT_TRUE(socket);
     auto stream = co_await (*connector)->connect(std::make_unique<TcpStream>(std::move(*socket)), Network::kUdp,
                                                  testing::address_of(echo_));

@@ -4,9 +4,11 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 #include "agent/channel/tcp.h"
+#include "agent/net/pipe_pool.h"
 #include "common/prefixed_stream.h"
 #include "support/asio_test.h"
 
@@ -101,10 +103,77 @@ TEST(Relay, ResetOnOneSideEndsBoth) {
     topology.client_app.set_option(asio::socket_base::linger(true, 0));
     topology.client_app.close();
     auto result = co_await relay(*topology.client_side, *topology.target_side, {});
+    EXPECT_EQ(result.error, asio::error::connection_reset) << result.error.message();
     char byte;
     auto [ec, n] = co_await topology.target_app.async_read_some(asio::buffer(&byte, 1), kUseTuple);
-    EXPECT_TRUE(ec);  // the target side was closed too, not left hanging
-    (void)result;
+    // The target side was closed too, not left hanging: it reads an end, not a timeout.
+    EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  }());
+}
+
+// Swaps this thread's pipe pool for one with `settings` for the life of the object.
+class ScopedPipePool {
+ public:
+  explicit ScopedPipePool(PipePool::Settings settings)
+      : saved_(std::exchange(PipePool::this_thread(), PipePool(settings))) {}
+  ~ScopedPipePool() { PipePool::this_thread() = std::move(saved_); }
+
+ private:
+  PipePool saved_;
+};
+
+TEST(Relay, CopiesPlainTcpWhenNoPipeCanBeHad) {
+  ScopedPipePool no_pipes({.max_pipes = 0, .pipe_size = 0});
+  expect_round_trip(false, true);
+  EXPECT_EQ(PipePool::this_thread().in_use(), 0u);
+  EXPECT_GT(PipePool::this_thread().misses(), 0u) << "the relay asked for pipes and got none";
+}
+
+TEST(Relay, GivesPipesBackOnceEmpty) {
+  ScopedPipePool pool({.max_pipes = 4, .pipe_size = 0});
+  expect_round_trip(false, true);
+  EXPECT_EQ(PipePool::this_thread().in_use(), 0u);
+  EXPECT_GT(PipePool::this_thread().idle(), 0u);
+}
+
+TEST(Relay, HalfClosedConnectionEndsAfterItsOwnSilenceLimit) {
+  asio::io_context io;
+  run_for(io, [&]() -> asio::awaitable<void> {
+    auto topology = co_await make_topology(false);
+    // The client is done sending; the target never answers and never closes.
+    topology.client_app.shutdown(asio::ip::tcp::socket::shutdown_send);
+    RelayOptions options;
+    options.idle_timeout = std::chrono::hours(1);
+    options.half_close_timeout = std::chrono::milliseconds(150);
+    auto started = std::chrono::steady_clock::now();
+    auto result = co_await relay(*topology.client_side, *topology.target_side, options);
+    EXPECT_TRUE(result.half_close_timeout);
+    EXPECT_FALSE(result.idle_timeout);
+    EXPECT_FALSE(result.error);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  }());
+}
+
+TEST(Relay, ActivityPushesTheIdleDeadlineBack) {
+  asio::io_context io;
+  run_for(io, [&]() -> asio::awaitable<void> {
+    auto topology = co_await make_topology(false);
+    RelayOptions options;
+    options.idle_timeout = std::chrono::milliseconds(300);
+    auto chatter = [&]() -> asio::awaitable<void> {
+      // Six messages 100 ms apart: 600 ms of traffic, never 300 ms of silence.
+      asio::steady_timer pause(co_await asio::this_coro::executor);
+      char buffer[16];
+      for (int i = 0; i < 6; ++i) {
+        co_await asio::async_write(topology.client_app, asio::buffer("tick", 4), kUseTuple);
+        co_await asio::async_read(topology.target_app, asio::buffer(buffer, 4), kUseTuple);
+        pause.expires_after(std::chrono::milliseconds(100));
+        co_await pause.async_wait(kUseTuple);
+      }
+    };
+    auto result = co_await (relay(*topology.client_side, *topology.target_side, options) && chatter());
+    EXPECT_TRUE(result.idle_timeout);
+    EXPECT_EQ(result.bytes_from_client, 24u) << "every message passed before the relay went idle";
   }());
 }
 
