@@ -175,8 +175,18 @@ absl::StatusOr<std::unique_ptr<Handler>> make_socks5_handler(const config::v1::S
   options.udp = *udp;
   auto buffer_size = common::metadata_int(metadata, "udpBufferSize");
   if (!buffer_size.ok()) return buffer_size.status();
+  if (!*buffer_size) {
+    buffer_size = common::metadata_int(metadata, "udp.bufferSize");
+    if (!buffer_size.ok()) return buffer_size.status();
+  }
   // GOST clamps the size into 512..65536.
   if (*buffer_size) options.udp_limits.buffer_size = static_cast<size_t>(std::clamp<int64_t>(**buffer_size, 512, 65536));
+  auto flow_ttl = common::metadata_duration(metadata, "udp.ttl");
+  if (!flow_ttl.ok()) return flow_ttl.status();
+  if (*flow_ttl && (*flow_ttl)->count() > 0) options.udp_limits.flow_ttl = **flow_ttl;
+  auto max_associations = common::metadata_int(metadata, "udp.maxAssociations");
+  if (!max_associations.ok()) return max_associations.status();
+  if (*max_associations) options.udp_limits.max_associations = static_cast<size_t>(**max_associations);
   return std::make_unique<Socks5Handler>(std::move(options));
 }
 

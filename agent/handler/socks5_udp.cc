@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "agent/net/buffers.h"
 #include "agent/protocol/message_io.h"
 #include "common/strings.h"
 
@@ -18,7 +19,6 @@ namespace {
 using namespace asio::experimental::awaitable_operators;
 using asio::ip::udp;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kMaxDatagram = 65536;
 constexpr size_t kReadChunk = 16 * 1024;
 
 std::span<const uint8_t> bytes_of(const std::string& text) {
@@ -66,28 +66,45 @@ class AssociateRelay {
   }
 
   asio::awaitable<void> uplink() {
-    std::vector<uint8_t> datagram(kMaxDatagram);
     for (;;) {
+      // A buffer only while a datagram is there: an idle association holds none.
+      auto [wait_error] = co_await socket_.async_wait(udp::socket::wait_read, kUseTuple);
+      if (wait_error) break;
+      auto& buffers = DatagramBuffers::this_thread();
+      auto datagram = buffers.take();
+      bool more = co_await take_one(datagram.get());
+      buffers.give_back(std::move(datagram));
+      if (!more) break;
+    }
+    client_.close();
+    association_->close();
+  }
+
+  // Reads one datagram from the client and sends it on; false once the socket is closed.
+  asio::awaitable<bool> take_one(uint8_t* datagram) {
+    {
       udp::endpoint from;
-      auto [error, n] = co_await socket_.async_receive_from(asio::buffer(datagram), from, kUseTuple);
-      if (error) break;
-      if (from.address() != expected_.address() || (expected_.port() != 0 && from.port() != expected_.port())) continue;
-      auto header = socks5::parse_udp_header(std::span(datagram.data(), n));
+      auto [error, n] =
+          co_await socket_.async_receive_from(asio::buffer(datagram, DatagramBuffers::kBufferSize), from, kUseTuple);
+      if (error) co_return false;
+      if (from.address() != expected_.address() || (expected_.port() != 0 && from.port() != expected_.port())) {
+        co_return true;
+      }
+      auto header = socks5::parse_udp_header(std::span(datagram, n));
       if (header.state != ParseState::kComplete) {
         note_drop(common::str_cat("malformed datagram from ", from.address().to_string(), ":", from.port(), ": ",
                                   header.reason));
-        continue;
+        co_return true;
       }
       if (header.value.fragment != 0) {
         note_drop(common::str_cat("fragmented datagram (FRAG ", int{header.value.fragment},
                                   ") dropped: fragmentation is not supported"));
-        continue;
+        co_return true;
       }
       client_endpoint_ = from;
-      co_await association_->send(header.value.address, std::span(datagram.data() + header.size, n - header.size));
+      co_await association_->send(header.value.address, std::span(datagram + header.size, n - header.size));
+      co_return true;
     }
-    client_.close();
-    association_->close();
   }
 
   asio::awaitable<void> downlink() {
@@ -100,6 +117,8 @@ class AssociateRelay {
       std::array<asio::const_buffer, 2> datagram = {asio::buffer(*header), asio::buffer(answer->payload)};
       co_await socket_.async_send_to(datagram, *client_endpoint_, kUseTuple);
     }
+    // The association ended (idle, or closed): so does its control connection.
+    client_.close();
   }
 
   // The first bad datagram of an association is logged; later ones only counted, so a
@@ -117,11 +136,48 @@ class AssociateRelay {
   size_t dropped_ = 0;
 };
 
+// One of the service's open associations, given back when it ends. Holding none (the
+// limit reached) means the request is refused.
+class AssociationSlot {
+ public:
+  AssociationSlot(const HandlerContext& ctx, size_t limit) : stats_(ctx.stats.get()) {
+    if (stats_ == nullptr || limit == 0) return;
+    if (stats_->udp_associations.fetch_add(1, std::memory_order_relaxed) >= limit) {
+      stats_->udp_associations.fetch_sub(1, std::memory_order_relaxed);
+      stats_ = nullptr;
+      refused_ = true;
+    }
+  }
+  ~AssociationSlot() {
+    if (stats_ != nullptr) stats_->udp_associations.fetch_sub(1, std::memory_order_relaxed);
+  }
+  AssociationSlot(const AssociationSlot&) = delete;
+  AssociationSlot& operator=(const AssociationSlot&) = delete;
+  bool refused() const { return refused_; }
+
+ private:
+  ServiceStats* stats_;
+  bool refused_ = false;
+};
+
+asio::awaitable<bool> refuse_when_full(const AssociationSlot& slot, Stream& client, const HandlerContext& ctx,
+                                       const UdpAssociation::Limits& limits, SessionLog& session) {
+  if (!slot.refused()) co_return false;
+  spdlog::warn("{}: {}: socks5: refused UDP relay: {} associations open, the limit (udp.maxAssociations)", ctx.service,
+               client.remote_address(), limits.max_associations);
+  co_await write_message(client, socks5::encode_reply(socks5::reply::kGeneralFailure));
+  session.finish(asio::error::no_buffer_space);
+  co_return true;
+}
+
 }  // namespace
 
 asio::awaitable<void> serve_udp_associate(StreamPtr client, const socks5::Request& request,
                                           const HandlerContext& ctx, UdpAssociation::Limits limits,
                                           SessionLog& session) {
+  AssociationSlot slot(ctx, limits.max_associations);
+  if (co_await refuse_when_full(slot, *client, ctx, limits, session)) co_return;
+  limits.idle_timeout = ctx.relay.idle_timeout;
   auto executor = client->get_executor();
   const std::string peer = client->remote_address();
   auto local_ip = ip_or_any(socks5::host_port_or_any(client->local_address()).host);
@@ -190,6 +246,9 @@ asio::awaitable<void> tun_downlink(Stream& client, UdpAssociation& association) 
 
 asio::awaitable<void> serve_udp_tun(StreamPtr client, std::string buffered, const HandlerContext& ctx,
                                     UdpAssociation::Limits limits, SessionLog& session) {
+  AssociationSlot slot(ctx, limits.max_associations);
+  if (co_await refuse_when_full(slot, *client, ctx, limits, session)) co_return;
+  limits.idle_timeout = ctx.relay.idle_timeout;
   const std::string peer = client->remote_address();
   session.set_target("UDP tunnel");
   // GOST clients ignore the address of a relay-mode reply; this host's address is honest.

@@ -15,6 +15,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "agent/net/buffers.h"
 #include "agent/net/pipe_pool.h"
 
 namespace strait::agent {
@@ -23,33 +24,7 @@ namespace {
 using namespace asio::experimental::awaitable_operators;
 using Clock = std::chrono::steady_clock;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kStreamBufferSize = 16 * 1024;
-constexpr size_t kDatagramBufferSize = 64 * 1024;
 constexpr size_t kSpliceChunk = 1 << 20;  // asks for all the pipe can hold
-
-// Per-thread cache of buffers of one size: the data path of a thread never locks, and a
-// buffer returns here as soon as its bytes are written.
-template <size_t kSize>
-class BufferCache {
- public:
-  static constexpr size_t kCached = 64;
-  using Buffer = std::unique_ptr<uint8_t[]>;
-  Buffer take() {
-    if (free_.empty()) return std::make_unique_for_overwrite<uint8_t[]>(kSize);
-    auto buffer = std::move(free_.back());
-    free_.pop_back();
-    return buffer;
-  }
-  void give_back(Buffer buffer) {
-    if (buffer && free_.size() < kCached) free_.push_back(std::move(buffer));
-  }
-
- private:
-  std::vector<Buffer> free_;
-};
-
-thread_local BufferCache<kStreamBufferSize> stream_buffers;
-thread_local BufferCache<kDatagramBufferSize> datagram_buffers;
 
 // When the relay last moved a byte, and the timer that ends it after too long a silence.
 // The state is shared with the timer's handler, so the handler is safe whenever it runs.
@@ -168,7 +143,7 @@ class SpliceRelay {
     uint64_t& counter;
     std::optional<SplicePipe> pipe;
     size_t in_pipe = 0;
-    BufferCache<kStreamBufferSize>::Buffer held;  // copy path: bytes read, not yet written
+    StreamBuffers::Buffer held;  // copy path: bytes read, not yet written
     size_t held_offset = 0;
     size_t held_size = 0;
     bool finished = false;
@@ -240,8 +215,8 @@ class SpliceRelay {
   }
 
   ssize_t read_into_buffer(Direction& d) {
-    if (!d.held) d.held = stream_buffers.take();
-    return ::recv(d.from.native_handle(), d.held.get(), kStreamBufferSize, 0);
+    if (!d.held) d.held = StreamBuffers::this_thread().take();
+    return ::recv(d.from.native_handle(), d.held.get(), StreamBuffers::kBufferSize, 0);
   }
 
   // Gives back an empty pipe or buffer.
@@ -250,7 +225,7 @@ class SpliceRelay {
       PipePool::this_thread().give_back(std::move(*d.pipe));
       d.pipe.reset();
     }
-    stream_buffers.give_back(std::move(d.held));
+    StreamBuffers::this_thread().give_back(std::move(d.held));
   }
 
   static error_code last_error() { return {errno, boost::system::system_category()}; }
@@ -292,10 +267,10 @@ auto async_splice(SpliceRelay& splice) {
 
 // A buffer from the thread's cache of the right size, for one read and its write.
 template <typename Cache>
-asio::awaitable<bool> copy_once(Stream& from, Stream& to, uint64_t& counter, RelayState& state, Cache& cache,
-                                size_t size) {
+asio::awaitable<bool> copy_once(Stream& from, Stream& to, uint64_t& counter, RelayState& state) {
+  auto& cache = Cache::this_thread();
   auto buffer = cache.take();
-  auto [read_error, n] = co_await from.async_read_some(asio::buffer(buffer.get(), size), kUseTuple);
+  auto [read_error, n] = co_await from.async_read_some(asio::buffer(buffer.get(), Cache::kBufferSize), kUseTuple);
   if (read_error) {
     cache.give_back(std::move(buffer));
     if (is_clean_end(read_error)) {
@@ -330,8 +305,8 @@ asio::awaitable<void> copy_direction(Stream& from, Stream& to, uint64_t& counter
         co_return;
       }
     }
-    bool more = datagram ? co_await copy_once(from, to, counter, state, datagram_buffers, kDatagramBufferSize)
-                         : co_await copy_once(from, to, counter, state, stream_buffers, kStreamBufferSize);
+    bool more = datagram ? co_await copy_once<DatagramBuffers>(from, to, counter, state)
+                         : co_await copy_once<StreamBuffers>(from, to, counter, state);
     if (!more) co_return;
   }
 }

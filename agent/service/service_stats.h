@@ -12,6 +12,7 @@ struct ServiceStats {
   std::atomic<uint64_t> bytes_from_clients{0};
   std::atomic<uint64_t> bytes_to_clients{0};
   std::atomic<uint64_t> errors{0};  // connections that failed before or instead of relaying
+  std::atomic<uint64_t> udp_associations{0};  // SOCKS5 UDP relays open now
 };
 
 }  // namespace strait::agent

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
+#include <boost/asio/steady_timer.hpp>
+
 #include "support/proxy_harness.h"
 
 namespace strait::agent {
@@ -67,6 +71,64 @@ TEST(UdpAssociation, ATargetBeyondTheLimitReplacesTheLeastRecentlyUsed) {
     association->close();
   }());
   EXPECT_EQ(answers, (std::vector<std::string>{"n0", "n1", "n2"}));
+}
+
+TEST(UdpAssociation, EndsByItselfOnceNothingPassedForItsIdleTime) {
+  asio::io_context io;
+  auto target = testing::loopback_udp(io);
+  auto router = std::make_shared<Router>(nullptr, 0, DialOptions{});
+  UdpAssociation::Limits limits;
+  limits.flow_ttl = std::chrono::milliseconds(100);
+  limits.idle_timeout = std::chrono::milliseconds(300);
+  auto association = std::make_shared<UdpAssociation>(io.get_executor(), router, "test", limits);
+  run_for(io, [&]() -> asio::awaitable<void> {
+    asio::co_spawn(io, testing::udp_echo(target), asio::detached);
+    auto started = std::chrono::steady_clock::now();
+    co_await association->send(host_port(target), bytes_of("once"));
+    EXPECT_TRUE(co_await association->receive());
+    // Silence from here: the flow expires, then the whole association ends its reader.
+    EXPECT_FALSE(co_await association->receive());
+    auto waited = std::chrono::steady_clock::now() - started;
+    EXPECT_GE(waited, std::chrono::milliseconds(300));
+    EXPECT_LT(waited, std::chrono::seconds(3));
+    target.close();
+  }());
+}
+
+TEST(UdpAssociation, AnIdleFlowIsClosedAndReopenedOnTheNextDatagram) {
+  asio::io_context io;
+  auto target = testing::loopback_udp(io);
+  auto router = std::make_shared<Router>(nullptr, 0, DialOptions{});
+  UdpAssociation::Limits limits;
+  limits.flow_ttl = std::chrono::milliseconds(100);
+  auto association = std::make_shared<UdpAssociation>(io.get_executor(), router, "test", limits);
+  std::set<uint16_t> source_ports;
+  run_for(io, [&]() -> asio::awaitable<void> {
+    // The target reports the port each datagram came from: a new flow is a new socket.
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+      char buffer[64];
+      for (;;) {
+        asio::ip::udp::endpoint from;
+        auto [error, n] = co_await target.async_receive_from(asio::buffer(buffer), from, testing::kUseTuple);
+        if (error) co_return;
+        source_ports.insert(from.port());
+        co_await target.async_send_to(asio::buffer(buffer, n), from, testing::kUseTuple);
+      }
+    }, asio::detached);
+    co_await association->send(host_port(target), bytes_of("first"));
+    EXPECT_TRUE(co_await association->receive());
+    asio::steady_timer pause(io, std::chrono::milliseconds(400));
+    co_await pause.async_wait(testing::kUseTuple);
+    co_await association->send(host_port(target), bytes_of("second"));
+    auto answer = co_await association->receive();
+    EXPECT_TRUE(answer);
+    if (answer) {
+      EXPECT_EQ(answer->payload, "second");
+    }
+    association->close();
+    target.close();
+  }());
+  EXPECT_EQ(source_ports.size(), 2u) << "the first flow expired while silent";
 }
 
 }  // namespace
