@@ -15,8 +15,8 @@
 namespace strait::common {
 namespace {
 
-// Lines waiting for the writer; at about 200 bytes each, a full queue is a few MiB.
-constexpr size_t kQueueLines = 16384;
+// Lines waiting for the writer; each slot is about 400 bytes, so a full queue is 3 MiB.
+constexpr size_t kQueueLines = 8192;
 constexpr auto kFlushInterval = std::chrono::seconds(1);
 
 // The %* flag: the message, escaped for the line's format.

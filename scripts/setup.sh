@@ -8,7 +8,7 @@ build_packages=(
   libboost1.81-dev libboost-url1.81-dev
   libssl-dev libabsl-dev libyaml-cpp-dev libyaml-dev libspdlog-dev libfmt-dev libcli11-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
-  libnghttp2-dev libsqlite3-dev
+  libnghttp2-dev libsqlite3-dev libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
 )

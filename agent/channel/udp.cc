@@ -127,6 +127,18 @@ class UdpListenerState : public std::enable_shared_from_this<UdpListenerState> {
  private:
   static asio::awaitable<void> receive_loop(std::shared_ptr<UdpListenerState> self);
   std::shared_ptr<UdpSession>* session_for(const udp::endpoint& peer);
+  // A flood of new clients must not flood the log: one line a second, with the count.
+  void note_backlog_drop(const udp::endpoint& peer) {
+    ++backlog_drops_;
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_drop_report_) return;
+    error_code ec;
+    spdlog::warn("udp {}: {} sessions waiting to be served, the backlog: dropped {} datagrams from new clients (last "
+                 "from {})",
+                 socket_.local_endpoint(ec).port(), backlog_, backlog_drops_, udp_endpoint_string(peer));
+    backlog_drops_ = 0;
+    next_drop_report_ = now + std::chrono::seconds(1);
+  }
   void evict_least_recent();
 
   udp::socket socket_;
@@ -137,6 +149,8 @@ class UdpListenerState : public std::enable_shared_from_this<UdpListenerState> {
   size_t backlog_;
   size_t max_sessions_;
   size_t evictions_ = 0;
+  size_t backlog_drops_ = 0;
+  std::chrono::steady_clock::time_point next_drop_report_{};
   bool open_ = true;
 };
 
@@ -248,8 +262,7 @@ asio::awaitable<void> UdpListenerState::receive_loop(std::shared_ptr<UdpListener
     if (ec) continue;  // ICMP errors surface here on Linux; they concern one peer only
     auto* session = self->session_for(peer);
     if (session == nullptr) {
-      spdlog::warn("udp {}: backlog full, dropping datagram from new client {}", self->socket_.local_endpoint(ec).port(),
-                   udp_endpoint_string(peer));
+      self->note_backlog_drop(peer);
       continue;
     }
     if ((*session)->queue.size() >= kSessionQueueLimit) continue;

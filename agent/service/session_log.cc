@@ -19,8 +19,11 @@ void SessionLog::finish(const RelayResult& result) {
     stats_->bytes_from_clients.fetch_add(result.bytes_from_client, std::memory_order_relaxed);
     stats_->bytes_to_clients.fetch_add(result.bytes_to_client, std::memory_order_relaxed);
   }
-  const char* reason = result.idle_timeout ? "idle timeout" : "closed";
-  std::string error = result.error ? result.error.message() : reason;
+  const char* reason = result.idle_timeout ? "idle timeout" : result.half_close_timeout ? "half-close timeout" : "closed";
+  // Aborted: the agent itself ended it (a session limit, a reload's grace period, shutdown).
+  std::string error = result.error == asio::error::operation_aborted ? "ended by the agent"
+                      : result.error                                  ? result.error.message()
+                                                                      : reason;
   spdlog::info("{}: {} -> {}: {}, {} B from client, {} B to client, {:.3f}s", service_, peer_, target_, error,
                result.bytes_from_client, result.bytes_to_client, seconds_since(start_));
 }

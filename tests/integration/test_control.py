@@ -138,8 +138,8 @@ class ControlPlaneTest(st.StraitTestCase):
         agent = self.plane.start_agent("edge-1")
         port = st.free_port()
         self.plane.apply(cp.service_yaml("entry", port))
+        agent.wait_tcp(port)  # the version with the service is applied, not the empty one before it
         good = self.plane.wait_in_sync("edge-1")
-        agent.wait_tcp(port)
         # A GOST type this agent does not have passes the controller (another agent may have it)
         # and is this agent's NACK.
         self.plane.apply(cp.service_yaml("entry", port) + "---\n" + cp.service_yaml("broken", st.free_port(),

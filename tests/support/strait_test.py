@@ -270,7 +270,7 @@ class LongTransfer:
 class Process:
     """A program started for a test; stdout and stderr go to one log file."""
 
-    def __init__(self, argv, log_dir: Path, name: str, env=None, cwd=None):
+    def __init__(self, argv, log_dir: Path, name: str, env=None, cwd=None, preexec_fn=None):
         self.argv = [str(a) for a in argv]
         self.name = name
         self.log_path = Path(log_dir) / f"{name}.log"
@@ -278,7 +278,8 @@ class Process:
         # A new session: the program gets no terminal signals meant for the test runner.
         try:
             self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log_file,
-                                          stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
+                                          stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True,
+                                          preexec_fn=preexec_fn)
         except OSError:
             self._log_file.close()
             raise
@@ -348,6 +349,9 @@ class _ThreadedTCPServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    # socketserver's default listen backlog is 5: a burst of connections would wait for SYN
+    # retransmits (1 s, 3 s, 7 s...) in the test's own server, not in the agent.
+    request_queue_size = 1024
 
     def handle_error(self, request, client_address):
         pass  # a peer that resets is part of several tests; the test checks what matters
@@ -556,8 +560,9 @@ class StraitTestCase(unittest.TestCase):
         self._names[name] = count + 1
         return name if count == 0 else f"{name}-{count}"
 
-    def start_process(self, argv, name: str = "proc", wait_tcp: int = None, env=None) -> Process:
-        process = Process(argv, self.tmp, self._unique(name), env=env)
+    def start_process(self, argv, name: str = "proc", wait_tcp: int = None, env=None, preexec_fn=None) -> Process:
+        """`preexec_fn` runs in the child before exec (limits, another user)."""
+        process = Process(argv, self.tmp, self._unique(name), env=env, preexec_fn=preexec_fn)
         self.addCleanup(process.stop)
         if os.environ.get("STRAIT_TEST_SHOW_LOGS"):
             self.addCleanup(lambda: print(f"\n--- {process.describe()}"))
@@ -565,9 +570,9 @@ class StraitTestCase(unittest.TestCase):
             process.wait_tcp(wait_tcp)
         return process
 
-    def start_agent(self, *args, wait_tcp: int = None, name: str = "agent") -> Process:
+    def start_agent(self, *args, wait_tcp: int = None, name: str = "agent", preexec_fn=None) -> Process:
         """Starts strait-agent with `args`; waits for `wait_tcp` to accept when given."""
-        return self.start_process([agent_path(), *args], name=name, wait_tcp=wait_tcp)
+        return self.start_process([agent_path(), *args], name=name, wait_tcp=wait_tcp, preexec_fn=preexec_fn)
 
     def echo_server(self, host: str = "127.0.0.1") -> _ServerThread:
         server = tcp_echo_server(host)
@@ -593,6 +598,24 @@ class StraitTestCase(unittest.TestCase):
         """Compares by length and SHA-256 so a mismatch does not print megabytes."""
         self.assertEqual((len(actual), sha256(actual)), (len(expected), sha256(expected)),
                          f"{what} differ from what was sent")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def agent_has_sanitizers() -> bool:
+    """True for an ASan/TSan build, whose allocator makes memory figures meaningless."""
+    linked = subprocess.run(["ldd", str(agent_path())], capture_output=True, text=True).stdout
+    return "libasan" in linked or "libtsan" in linked
 
 
 def have(program: str) -> bool:
