@@ -27,6 +27,7 @@
 #include "agent/net/resolver.h"
 #include "agent/runtime/config_sources.h"
 #include "agent/runtime/runtime.h"
+#include "agent/runtime/takeover.h"
 #include "common/cmdline_config.h"
 #include "common/config_file.h"
 #include "common/duration.h"
@@ -270,6 +271,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(size_t{1}, size_t{1024}));
   app.add_option("--dns-cache-ttl", dns_ttl_text, "how long a looked-up name is remembered (0s: not at all)")
       ->capture_default_str();
+  std::string takeover_path;
+  app.add_option("--takeover", takeover_path,
+                 "unix socket for binary upgrades: take the listening sockets of the agent serving there (if any), "
+                 "tell it to drain, then serve the next upgrade from there");
   ControlFlags control_flags;
   app.add_option("--controller", control_flags.controller, "strait-controller agent address host:port (TLS)");
   app.add_option("--join-token", control_flags.join_token, "join token (prefer --join-token-file: argv is visible)");
@@ -383,8 +388,23 @@ int main(int argc, char** argv) {
   for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaddset(&blocked, signal_number);
   pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 
+  strait::agent::InheritedSockets inherited;
+  size_t from_systemd = strait::agent::add_systemd_sockets(inherited);
+  if (from_systemd > 0) spdlog::info("systemd passed {} listening sockets", from_systemd);
+  std::unique_ptr<strait::agent::Handover> handover;
+  if (!takeover_path.empty()) {
+    auto taken = strait::agent::take_over(takeover_path, inherited, std::chrono::seconds(5));
+    if (!taken.ok()) {
+      std::cerr << "strait-agent: " << taken.status().message() << "\n";
+      return kExitRuntime;
+    }
+    handover = *std::move(taken);
+    if (handover) spdlog::info("takeover: took {} listening sockets from the agent at {}", inherited.size(), takeover_path);
+  }
+
   strait::agent::Workers workers(worker_count);
   strait::agent::Runtime runtime(workers, *drain_timeout, budget.connections);
+  runtime.adopt(std::move(inherited));
   strait::agent::ConfigSources sources(runtime);
   auto applied = sources.set_local(config);
   if (applied.ok() && persisted) {
@@ -401,8 +421,20 @@ int main(int argc, char** argv) {
   if (!applied.ok()) {
     spdlog::error("{}", strait::common::to_std(applied.message()));
     std::cerr << "strait-agent: " << applied.message() << "\n";
+    if (handover) spdlog::error("takeover: not taking over; the agent at {} goes on serving", takeover_path);
+    runtime.close_unclaimed_sockets();
     workers.stop();
     return exit_after_logs(absl::IsUnavailable(applied) ? kExitRuntime : kExitUsage);
+  }
+  runtime.close_unclaimed_sockets();
+  if (handover) {
+    // This agent serves on the sockets now: the old one may stop accepting and drain.
+    if (auto drained = handover->tell_old_agent_to_drain(); !drained.ok()) {
+      spdlog::warn("{}", strait::common::to_std(drained.message()));
+    } else {
+      spdlog::info("takeover: serving; the previous agent drains and exits");
+    }
+    handover.reset();
   }
   std::unique_ptr<strait::agent::ControllerClient> controller;
   if (controlled) {
@@ -418,6 +450,17 @@ int main(int argc, char** argv) {
   asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
   std::signal(SIGPIPE, SIG_IGN);
   pthread_sigmask(SIG_UNBLOCK, &blocked, nullptr);
+  std::unique_ptr<strait::agent::TakeoverServer> takeover_server;
+  if (!takeover_path.empty()) {
+    auto server = strait::agent::TakeoverServer::listen(
+        control, takeover_path, [&runtime] { return runtime.listening_sockets(); },
+        [] { ::kill(::getpid(), SIGTERM); });
+    if (!server.ok()) {
+      spdlog::warn("{}; upgrades by takeover are off", strait::common::to_std(server.status().message()));
+    } else {
+      takeover_server = *std::move(server);
+    }
+  }
   asio::steady_timer reaper(control);
   DroppedLogReport log_report;
   schedule_reaping(reaper, runtime, log_report);
@@ -432,6 +475,7 @@ int main(int argc, char** argv) {
     }
     received = signal_number;
     reaper.cancel();
+    takeover_server.reset();  // nothing may keep the control loop running now
   };
   signals.async_wait(on_signal);
   control.run();

@@ -46,6 +46,9 @@ struct ListenOptions {
   // makes room for a new one.
   size_t max_udp_sessions = 10000;
   KeepAlive keepalive{};
+  // A listening socket handed over by the agent this one replaces, or by systemd: adopted
+  // instead of binding a new one (its address and type match the service's). -1: bind.
+  int inherited_fd = -1;
 };
 
 // Server side of the channel layer. One Listener lives on one worker thread.
@@ -64,6 +67,8 @@ class Listener {
   virtual void close() = 0;
   // Bound address, e.g. "[::]:8080" (the kernel's port when 0 was asked).
   virtual common::HostPort bound_address() const = 0;
+  // The listening socket, for handing it over to a new agent (-1 when closed).
+  virtual int native_handle() = 0;
 };
 
 // Makes listeners of one type for a service: one per worker, all bound to the same address

@@ -86,6 +86,8 @@ class TcpListener final : public Listener {
     return {endpoint.address().to_string(), endpoint.port()};
   }
 
+  int native_handle() override { return acceptor_.is_open() ? acceptor_.native_handle() : -1; }
+
  private:
   tcp::acceptor acceptor_;
   KeepAlive keepalive_;
@@ -108,6 +110,20 @@ Result<tcp::endpoint> listen_endpoint(const common::HostPort& address) {
 class TcpListenerFactory final : public ListenerFactory {
  public:
   Result<std::unique_ptr<Listener>> listen(asio::any_io_executor executor, const ListenOptions& options) override {
+    if (options.inherited_fd >= 0) {
+      sockaddr_storage address{};
+      socklen_t size = sizeof address;
+      if (::getsockname(options.inherited_fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+        return error_code(errno, boost::system::system_category());
+      }
+      error_code ec;
+      tcp::acceptor acceptor(executor);
+      acceptor.assign(address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), options.inherited_fd, ec);
+      if (ec) return ec;
+      acceptor.listen(options.backlog, ec);  // the same socket, this service's backlog
+      if (ec) return ec;
+      return std::unique_ptr<Listener>(std::make_unique<TcpListener>(std::move(acceptor), options.keepalive));
+    }
     auto endpoint = listen_endpoint(options.address);
     if (!endpoint) return endpoint.error();
     tcp::acceptor acceptor(executor);

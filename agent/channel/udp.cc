@@ -283,6 +283,7 @@ class UdpListener final : public Listener {
     auto endpoint = state_->socket().local_endpoint(ec);
     return {endpoint.address().to_string(), endpoint.port()};
   }
+  int native_handle() override { return state_->socket().is_open() ? state_->socket().native_handle() : -1; }
 
  private:
   std::shared_ptr<UdpListenerState> state_;
@@ -291,6 +292,18 @@ class UdpListener final : public Listener {
 class UdpListenerFactory final : public ListenerFactory {
  public:
   Result<std::unique_ptr<Listener>> listen(asio::any_io_executor executor, const ListenOptions& options) override {
+    if (options.inherited_fd >= 0) {
+      sockaddr_storage address{};
+      socklen_t size = sizeof address;
+      if (::getsockname(options.inherited_fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+        return error_code(errno, boost::system::system_category());
+      }
+      error_code ec;
+      udp::socket socket(executor);
+      socket.assign(address.ss_family == AF_INET6 ? udp::v6() : udp::v4(), options.inherited_fd, ec);
+      if (ec) return ec;
+      return start_listener(std::move(socket), options);
+    }
     udp::endpoint endpoint(udp::v6(), options.address.port);
     error_code ec;
     bool any = options.address.host.empty();
@@ -321,6 +334,11 @@ class UdpListenerFactory final : public ListenerFactory {
     }
     socket.bind(endpoint, ec);
     if (ec) return ec;
+    return start_listener(std::move(socket), options);
+  }
+
+ private:
+  static Result<std::unique_ptr<Listener>> start_listener(udp::socket socket, const ListenOptions& options) {
     auto state = std::make_shared<UdpListenerState>(std::move(socket), options.udp_backlog, options.max_udp_sessions);
     state->start();
     return std::unique_ptr<Listener>(std::make_unique<UdpListener>(std::move(state)));

@@ -209,8 +209,10 @@ absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
     if (running != running_.end() && running->second.socket_key == candidate.socket_key) continue;
     // Datagram services make room by closing their least recent session instead: a client
     // that is not read would lose its datagrams, not wait for them.
+    auto inherited = inherited_.take(candidate.options.datagram ? "udp" : "tcp", candidate.options.listen.address);
     auto service = Service::bind(name, candidate.options.listen, *candidate.factory, executors_,
-                                 candidate.options.datagram ? nullptr : budget_, candidate.options.max_connections);
+                                 candidate.options.datagram ? nullptr : budget_, candidate.options.max_connections,
+                                 std::move(inherited), candidate.options.datagram);
     if (!service.ok()) {
       for (auto& [unused, fresh] : bound) fresh->stop_accepting();
       return service.status();
@@ -254,6 +256,27 @@ absl::Status Runtime::apply(std::shared_ptr<const Config> snapshot) {
     it = running_.erase(it);
   }
   return absl::OkStatus();
+}
+
+void Runtime::adopt(InheritedSockets sockets) {
+  std::lock_guard lock(mutex_);
+  inherited_ = std::move(sockets);
+}
+
+void Runtime::close_unclaimed_sockets() {
+  std::lock_guard lock(mutex_);
+  if (inherited_.size() > 0) spdlog::info("{} inherited sockets match no service; closing them", inherited_.size());
+  inherited_.close_rest();
+}
+
+std::vector<int> Runtime::listening_sockets() const {
+  std::lock_guard lock(mutex_);
+  std::vector<int> fds;
+  for (const auto& [name, running] : running_) {
+    auto mine = running.service->listening_fds();
+    fds.insert(fds.end(), mine.begin(), mine.end());
+  }
+  return fds;
 }
 
 std::vector<ServiceReport> Runtime::report() const {

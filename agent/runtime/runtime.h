@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "agent/runtime/inherited_sockets.h"
 #include "agent/runtime/workers.h"
 #include "agent/service/service.h"
 #include "strait/v1/config.pb.h"
@@ -42,6 +43,14 @@ class Runtime {
   // Either way the old config's connections drain. Removed services drain.
   absl::Status apply(std::shared_ptr<const config::v1::Config> snapshot);
 
+  // Sockets from the agent this one replaces or from systemd, adopted by the services they
+  // match as they bind.
+  void adopt(InheritedSockets sockets);
+  // Closes the adopted sockets that no service took.
+  void close_unclaimed_sockets();
+  // Every listening socket of the running services (for a takeover).
+  std::vector<int> listening_sockets() const;
+
   // The services running now (draining generations count with the service of that name).
   std::vector<ServiceReport> report() const;
 
@@ -71,6 +80,7 @@ class Runtime {
   mutable std::mutex mutex_;  // guards the members below; apply is rare and off the data path
   std::map<std::string, Running> running_;
   std::vector<Draining> draining_;
+  InheritedSockets inherited_;
 };
 
 }  // namespace strait::agent

@@ -1,5 +1,7 @@
 #include "agent/service/service.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include <boost/asio/as_tuple.hpp>
@@ -39,14 +41,23 @@ absl::StatusOr<std::shared_ptr<Service>> Service::bind(std::string name, const L
                                                        ListenerFactory& factory,
                                                        std::span<const asio::any_io_executor> executors,
                                                        std::shared_ptr<ConnectionBudget> budget,
-                                                       size_t max_connections) {
+                                                       size_t max_connections, std::vector<int> inherited,
+                                                       bool datagram) {
   std::shared_ptr<Service> service(new Service(std::move(name), std::move(budget), max_connections));
   ListenOptions worker_options = options;
-  for (size_t i = 0; i < executors.size(); ++i) {
+  size_t slots = executors.size();
+  if (!inherited.empty()) {
+    // Datagram sockets are not shared: a client must stay on one worker's socket.
+    slots = datagram ? inherited.size() : std::max(inherited.size(), executors.size());
+    for (size_t i = inherited.size(); i < slots; ++i) inherited.push_back(::dup(inherited[0]));
+  }
+  for (size_t i = 0; i < slots; ++i) {
     auto slot = std::make_unique<WorkerSlot>();
-    slot->executor = executors[i];
+    slot->executor = executors[i % executors.size()];
+    worker_options.inherited_fd = i < inherited.size() ? inherited[i] : -1;
     auto listener = factory.listen(slot->executor, worker_options);
     if (!listener) {
+      for (size_t rest = i; rest < inherited.size(); ++rest) ::close(inherited[rest]);
       for (auto& opened : service->slots_) opened->listener->close();
       return absl::UnavailableError(common::str_cat("service ", service->name_, ": cannot listen on ",
                                                     options.address.to_string(), ": ", listener.error().message()));
@@ -60,6 +71,15 @@ absl::StatusOr<std::shared_ptr<Service>> Service::bind(std::string name, const L
     service->slots_.push_back(std::move(slot));
   }
   return service;
+}
+
+std::vector<int> Service::listening_fds() const {
+  std::vector<int> fds;
+  for (const auto& slot : slots_) {
+    int fd = slot->listener->native_handle();
+    if (fd >= 0) fds.push_back(fd);
+  }
+  return fds;
 }
 
 void Service::serve(std::shared_ptr<ServiceGeneration> generation) {

@@ -43,12 +43,16 @@ class ServiceGeneration {
 // connections, which then wait in the kernel's listen queue, as haproxy's maxconn does.
 class Service : public std::enable_shared_from_this<Service> {
  public:
-  // Binds every worker's listener; fails (with nothing left open) if the address is taken.
+  // Binds a listener per worker; fails (with nothing left open) if the address is taken.
+  // `inherited` sockets (from a takeover or systemd) are adopted first: one per slot, and
+  // as many slots as there are of them, spread over the workers, so that none is left
+  // unserved; a stream service with fewer of them than workers shares them (dup).
   static absl::StatusOr<std::shared_ptr<Service>> bind(std::string name, const ListenOptions& options,
                                                       ListenerFactory& factory,
                                                       std::span<const asio::any_io_executor> executors,
                                                       std::shared_ptr<ConnectionBudget> budget,
-                                                      size_t max_connections);
+                                                      size_t max_connections, std::vector<int> inherited,
+                                                      bool datagram);
 
   // New connections from now on go to `generation`; the first call starts accepting.
   void serve(std::shared_ptr<ServiceGeneration> generation);
@@ -61,6 +65,9 @@ class Service : public std::enable_shared_from_this<Service> {
   void close_connections(std::shared_ptr<ServiceGeneration> generation);
   // Open connections of every generation.
   size_t open_connections() const { return open_.load(std::memory_order_relaxed); }
+  // The listening sockets, to hand them to a new agent. Called off the workers: the
+  // descriptors do not change while the service runs.
+  std::vector<int> listening_fds() const;
   const std::string& name() const { return name_; }
   common::HostPort bound_address() const { return bound_; }
 

@@ -270,7 +270,7 @@ class LongTransfer:
 class Process:
     """A program started for a test; stdout and stderr go to one log file."""
 
-    def __init__(self, argv, log_dir: Path, name: str, env=None, cwd=None, preexec_fn=None):
+    def __init__(self, argv, log_dir: Path, name: str, env=None, cwd=None, preexec_fn=None, pass_fds=()):
         self.argv = [str(a) for a in argv]
         self.name = name
         self.log_path = Path(log_dir) / f"{name}.log"
@@ -279,7 +279,7 @@ class Process:
         try:
             self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log_file,
                                           stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True,
-                                          preexec_fn=preexec_fn)
+                                          preexec_fn=preexec_fn, pass_fds=pass_fds)
         except OSError:
             self._log_file.close()
             raise
@@ -560,9 +560,10 @@ class StraitTestCase(unittest.TestCase):
         self._names[name] = count + 1
         return name if count == 0 else f"{name}-{count}"
 
-    def start_process(self, argv, name: str = "proc", wait_tcp: int = None, env=None, preexec_fn=None) -> Process:
-        """`preexec_fn` runs in the child before exec (limits, another user)."""
-        process = Process(argv, self.tmp, self._unique(name), env=env, preexec_fn=preexec_fn)
+    def start_process(self, argv, name: str = "proc", wait_tcp: int = None, env=None, preexec_fn=None,
+                      pass_fds=()) -> Process:
+        """`preexec_fn` runs in the child before exec (limits, another user); `pass_fds` stay open in it."""
+        process = Process(argv, self.tmp, self._unique(name), env=env, preexec_fn=preexec_fn, pass_fds=pass_fds)
         self.addCleanup(process.stop)
         if os.environ.get("STRAIT_TEST_SHOW_LOGS"):
             self.addCleanup(lambda: print(f"\n--- {process.describe()}"))
