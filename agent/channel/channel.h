@@ -37,6 +37,8 @@ struct KeepAlive {
 
 // Applies `keepalive` to a connected TCP socket; errors are ignored (the socket still works).
 void set_keepalive(int fd, const KeepAlive& keepalive);
+// Whether a bound socket (an inherited one, say) is IPv6.
+Result<bool> is_ipv6_socket(int fd);
 
 struct ListenOptions {
   common::HostPort address;

@@ -111,14 +111,11 @@ class TcpListenerFactory final : public ListenerFactory {
  public:
   Result<std::unique_ptr<Listener>> listen(asio::any_io_executor executor, const ListenOptions& options) override {
     if (options.inherited_fd >= 0) {
-      sockaddr_storage address{};
-      socklen_t size = sizeof address;
-      if (::getsockname(options.inherited_fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
-        return error_code(errno, boost::system::system_category());
-      }
+      auto v6 = is_ipv6_socket(options.inherited_fd);
+      if (!v6) return v6.error();
       error_code ec;
       tcp::acceptor acceptor(executor);
-      acceptor.assign(address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), options.inherited_fd, ec);
+      acceptor.assign(*v6 ? tcp::v6() : tcp::v4(), options.inherited_fd, ec);
       if (ec) return ec;
       acceptor.listen(options.backlog, ec);  // the same socket, this service's backlog
       if (ec) return ec;
@@ -193,6 +190,15 @@ std::string endpoint_to_string(const tcp::endpoint& endpoint) {
   auto ip = endpoint.address();
   if (ip.is_v6() && ip.to_v6().is_v4_mapped()) ip = asio::ip::make_address_v4(asio::ip::v4_mapped, ip.to_v6());
   return common::HostPort{ip.to_string(), endpoint.port()}.to_string();
+}
+
+Result<bool> is_ipv6_socket(int fd) {
+  sockaddr_storage address{};
+  socklen_t size = sizeof address;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+    return Result<bool>(boost::system::in_place_error, errno, boost::system::system_category());
+  }
+  return address.ss_family == AF_INET6;
 }
 
 void set_keepalive(int fd, const KeepAlive& keepalive) {

@@ -293,14 +293,11 @@ class UdpListenerFactory final : public ListenerFactory {
  public:
   Result<std::unique_ptr<Listener>> listen(asio::any_io_executor executor, const ListenOptions& options) override {
     if (options.inherited_fd >= 0) {
-      sockaddr_storage address{};
-      socklen_t size = sizeof address;
-      if (::getsockname(options.inherited_fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
-        return error_code(errno, boost::system::system_category());
-      }
+      auto v6 = is_ipv6_socket(options.inherited_fd);
+      if (!v6) return v6.error();
       error_code ec;
       udp::socket socket(executor);
-      socket.assign(address.ss_family == AF_INET6 ? udp::v6() : udp::v4(), options.inherited_fd, ec);
+      socket.assign(*v6 ? udp::v6() : udp::v4(), options.inherited_fd, ec);
       if (ec) return ec;
       return start_listener(std::move(socket), options);
     }
