@@ -134,6 +134,33 @@ class ControlPlaneTest(st.StraitTestCase):
         # The moving service answers on its new listener too.
         self.assertEqual(st.tcp_roundtrip(moving_port, b"x").strip(), st.sha256(b"x").encode())
 
+    def test_pushed_changes_under_load_fail_no_connection(self):
+        agent = self.plane.start_agent("edge-1")
+        echo, sink = self.echo_server(), self.sink_server()
+        echo_port, sink_port = st.free_port(), st.free_port()
+        sink_service = cp.forward_yaml("bulk", sink_port, f"127.0.0.1:{sink.port}")
+        self.plane.apply(cp.forward_yaml("echo", echo_port, f"127.0.0.1:{echo.port}") + "---\n" + sink_service)
+        agent.wait_tcp(echo_port)
+        agent.wait_tcp(sink_port)
+        loop = st.ConnectionLoop(echo_port, clients=16)
+        self.addCleanup(loop.stop)
+        transfers = [st.LongTransfer(sink_port, 4 << 20, seconds=8) for _ in range(2)]
+        loop.wait_for(200)
+        versions = set()
+        for index in range(100):
+            # Each push changes the echo service (its idle timeout): a new config on the same
+            # sockets, ACKed before the next one.
+            self.plane.apply(cp.forward_yaml("echo", echo_port, f"127.0.0.1:{echo.port}").replace(
+                "listener: {type: tcp}", f"listener: {{type: tcp}}, metadata: {{idleTimeout: {index + 1}m}}"))
+            versions.add(self.plane.wait_in_sync("edge-1")["appliedVersion"])
+            loop.wait_for(5)
+        loop.stop()
+        self.assertEqual(loop.failures[:5], [], f"{len(loop.failures)} of {loop.ok + len(loop.failures)} failed")
+        self.assertGreater(len(versions), 50, "the pushes were applied one after another")
+        for transfer in transfers:
+            self.assertEqual(transfer.result(), st.sha256(transfer.blob))
+        self.assertEqual(agent.log().count("echo: listening on"), 1, "the sockets were kept through every push")
+
     def test_invalid_snapshot_is_nacked_and_the_old_config_keeps_serving(self):
         agent = self.plane.start_agent("edge-1")
         port = st.free_port()
