@@ -238,6 +238,12 @@ std::string default_agent_id() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Signals are taken by the main thread only: blocked before any thread starts (the log
+  // writer, workers, lookups), unblocked once their handler is in place.
+  sigset_t blocked;
+  sigemptyset(&blocked);
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaddset(&blocked, signal_number);
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
   CLI::App app{"strait-agent: runs Strait services and chains (GOST-compatible command line)"};
   std::vector<std::string> services;
   std::vector<std::string> nodes;
@@ -382,11 +388,6 @@ int main(int argc, char** argv) {
                                                      : std::string(),
                budget.connections, budget.pipes);
 
-  // Signals are taken by the main thread only; workers never see them.
-  sigset_t blocked;
-  sigemptyset(&blocked);
-  for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaddset(&blocked, signal_number);
-  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 
   strait::agent::InheritedSockets inherited;
   size_t from_systemd = strait::agent::add_systemd_sockets(inherited);

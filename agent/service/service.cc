@@ -110,7 +110,7 @@ void Service::stop_accepting() {
       auto& slot = *self->slots_[i];
       // Clients already queued in the kernel were promised a connection: serve them.
       if (slot.generation) {
-        for (auto& client : slot.listener->take_pending()) self->start_connection(i, std::move(client));
+        for (auto& client : slot.listener->take_pending()) self->start_connection(i, std::move(client), false);
       }
       slot.listener->close();
     });
@@ -132,6 +132,28 @@ bool Service::at_capacity() const {
   return budget_ && budget_->open.load(std::memory_order_relaxed) >= budget_->limit;
 }
 
+namespace {
+
+// Takes one place under `limit` (0: none), or says there is none: workers admit at once.
+bool take_place(std::atomic<size_t>& count, size_t limit) {
+  size_t current = count.load(std::memory_order_relaxed);
+  do {
+    if (limit > 0 && current >= limit) return false;
+  } while (!count.compare_exchange_weak(current, current + 1, std::memory_order_relaxed));
+  return true;
+}
+
+}  // namespace
+
+bool Service::try_admit() {
+  if (!take_place(open_, max_connections_.load(std::memory_order_relaxed))) return false;
+  if (budget_ && !take_place(budget_->open, budget_->limit)) {
+    open_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
 void Service::note_accept_error(const error_code& error) {
   uint64_t count = accept_errors_.fetch_add(1, std::memory_order_relaxed) + 1;
   int64_t now = now_ns();
@@ -142,10 +164,12 @@ void Service::note_accept_error(const error_code& error) {
                name_, error.message(), count);
 }
 
-void Service::start_connection(size_t slot_index, StreamPtr client) {
+void Service::start_connection(size_t slot_index, StreamPtr client, bool admitted) {
   auto& slot = *slots_[slot_index];
-  open_.fetch_add(1, std::memory_order_relaxed);
-  if (budget_) budget_->open.fetch_add(1, std::memory_order_relaxed);
+  if (!admitted) {
+    open_.fetch_add(1, std::memory_order_relaxed);
+    if (budget_) budget_->open.fetch_add(1, std::memory_order_relaxed);
+  }
   slot.generation->active_.fetch_add(1, std::memory_order_relaxed);
   if (slot.generation->context_->stats) {
     slot.generation->context_->stats->connections.fetch_add(1, std::memory_order_relaxed);
@@ -176,7 +200,15 @@ asio::awaitable<void> Service::accept_loop(std::shared_ptr<Service> self, size_t
       continue;
     }
     backoff = kFirstAcceptBackoff;
-    self->start_connection(slot_index, std::move(*client));
+    // Another worker may have taken the last place meanwhile: this client then waits here,
+    // as it would have in the listen queue, until a connection ends, or is served anyway
+    // when the service stops accepting (like the clients taken from the listen queue).
+    bool admitted = false;
+    while (!(admitted = self->try_admit()) && !self->stopped_) {
+      pause.expires_after(kCapacityRecheck);
+      co_await pause.async_wait(kUseTuple);
+    }
+    self->start_connection(slot_index, std::move(*client), admitted);
   }
 }
 

@@ -81,8 +81,12 @@ class Service : public std::enable_shared_from_this<Service> {
 
   Service(std::string name, std::shared_ptr<ConnectionBudget> budget, size_t max_connections);
   bool at_capacity() const;
+  // Counts one more connection if the service and the agent have room for it.
+  bool try_admit();
   void note_accept_error(const error_code& error);
-  void start_connection(size_t slot, StreamPtr client);
+  // `admitted`: try_admit() already counted it; otherwise it is counted here, over the limit
+  // if need be (clients taken from a closing listener were promised a connection).
+  void start_connection(size_t slot, StreamPtr client, bool admitted);
   static asio::awaitable<void> accept_loop(std::shared_ptr<Service> self, size_t slot);
   static asio::awaitable<void> serve_connection(std::shared_ptr<Service> self, size_t slot,
                                                 std::shared_ptr<ServiceGeneration> generation, StreamPtr client);

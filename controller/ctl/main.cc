@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include <CLI/CLI.hpp>
+#include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
 
 #include "common/config_file.h"
@@ -473,15 +474,32 @@ int main(int argc, char** argv) {
   if (config_command->parsed()) return set_context(flags, name, use || use_context_command->parsed());
   auto connection = ctl::resolve_connection(flags, context_name);
   if (!connection.ok()) return fail(std::string(connection.status().message()), kExitUsage);
-  Ctl ctl(*connection);
-  if (auto status = ctl.connect(); !status.ok()) return fail(std::string(status.message()), kExitUsage);
-  if (apply_command->parsed()) return apply_files(ctl, files);
-  if (get_command->parsed()) return get(ctl, kind, name, output, show_secrets);
-  if (describe_command->parsed()) return describe(ctl, kind, name);
-  if (delete_command->parsed()) return remove(ctl, kind, name, files);
-  if (diff_command->parsed()) return diff(ctl, files);
-  if (agents_command->parsed()) return agents(ctl, output);
-  if (watch_command->parsed()) return watch(ctl, kind);
-  if (token_create->parsed()) return create_token(ctl, ttl, description);
-  return kExitUsage;
+  // gRPC's last shutdown runs here, blocking, once the channel is gone: left to the library
+  // it ends on a detached thread racing the process exit.
+  grpc_init();
+  int code = kExitUsage;
+  {
+    Ctl ctl(*connection);
+    if (auto status = ctl.connect(); !status.ok()) {
+      code = fail(std::string(status.message()), kExitUsage);
+    } else if (apply_command->parsed()) {
+      code = apply_files(ctl, files);
+    } else if (get_command->parsed()) {
+      code = get(ctl, kind, name, output, show_secrets);
+    } else if (describe_command->parsed()) {
+      code = describe(ctl, kind, name);
+    } else if (delete_command->parsed()) {
+      code = remove(ctl, kind, name, files);
+    } else if (diff_command->parsed()) {
+      code = diff(ctl, files);
+    } else if (agents_command->parsed()) {
+      code = agents(ctl, output);
+    } else if (watch_command->parsed()) {
+      code = watch(ctl, kind);
+    } else if (token_create->parsed()) {
+      code = create_token(ctl, ttl, description);
+    }
+  }
+  grpc_shutdown_blocking();
+  return code;
 }

@@ -132,7 +132,7 @@ class RuntimeApply : public ::testing::Test {
     return false;
   }
 
-  Workers workers_{1};
+  Workers workers_{2};  // two: the limits and generations are shared across workers
   Runtime runtime_{workers_, 10s, 1000};
   std::vector<int> open_;
   TagServer a_{'A'}, b_{'B'};
