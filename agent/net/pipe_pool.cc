@@ -15,7 +15,7 @@ namespace {
 
 // The kernel's default pipe capacity (pipe(7)); a pipe created past the user's
 // pipe-user-pages-soft gets a single page instead.
-constexpr int kDefaultPipeCapacity = 64 * 1024;
+constexpr size_t kDefaultPipeCapacity = 64 * 1024;
 constexpr auto kRetryAfterRefusal = std::chrono::seconds(1);
 
 PipePool::Settings& settings_store() {
@@ -71,12 +71,29 @@ std::optional<SplicePipe> PipePool::take() {
 
 void PipePool::give_back(SplicePipe pipe) {
   if (in_use_ > 0) --in_use_;
-  if (in_use_ + idle_.size() < settings_.max_pipes) idle_.push_back(std::move(pipe));
+  if (in_use_ + idle_.size() < settings_.max_pipes) {
+    idle_.push_back(std::move(pipe));
+  } else if (pipe.capacity() > kDefaultPipeCapacity && grown_ > 0) {
+    --grown_;  // closed as it goes out of scope
+  }
 }
 
 void PipePool::discard(SplicePipe pipe) {
   if (in_use_ > 0) --in_use_;
-  (void)pipe;  // closed as it goes out of scope
+  if (pipe.capacity() > kDefaultPipeCapacity && grown_ > 0) --grown_;
+}
+
+bool PipePool::grow(SplicePipe& pipe) {
+  if (settings_.pipe_size > 0 || grown_ >= settings_.max_grown || pipe.capacity() >= settings_.grown_size) {
+    return false;
+  }
+  // The kernel may refuse (the user's pipe pages) or round up: trust what it reports.
+  if (::fcntl(pipe.write_end(), F_SETPIPE_SZ, static_cast<int>(settings_.grown_size)) < 0) return false;
+  int capacity = ::fcntl(pipe.write_end(), F_GETPIPE_SZ);
+  if (capacity <= 0) return false;
+  pipe.capacity_ = static_cast<size_t>(capacity);
+  ++grown_;
+  return true;
 }
 
 std::optional<SplicePipe> PipePool::open_pipe() {
@@ -86,8 +103,8 @@ std::optional<SplicePipe> PipePool::open_pipe() {
     warned_ = true;
     return std::nullopt;
   }
-  SplicePipe pipe(fds[0], fds[1]);
-  int wanted = settings_.pipe_size > 0 ? static_cast<int>(settings_.pipe_size) : kDefaultPipeCapacity;
+  SplicePipe pipe(fds[0], fds[1], kDefaultPipeCapacity);
+  int wanted = static_cast<int>(settings_.pipe_size > 0 ? settings_.pipe_size : kDefaultPipeCapacity);
   if (settings_.pipe_size > 0 && ::fcntl(pipe.write_end(), F_SETPIPE_SZ, wanted) < 0 && !warned_) {
     spdlog::warn("splice: cannot size a pipe to {} bytes ({}); keeping the kernel's size", wanted, std::strerror(errno));
     warned_ = true;
@@ -95,7 +112,8 @@ std::optional<SplicePipe> PipePool::open_pipe() {
   // Past the user's pipe-page budget the kernel hands out one-page pipes, which would run a
   // stream at a fraction of its speed: the copy path is faster than that.
   int capacity = ::fcntl(pipe.write_end(), F_GETPIPE_SZ);
-  if (capacity > 0 && capacity < std::min(wanted, kDefaultPipeCapacity)) {
+  if (capacity > 0) pipe.capacity_ = static_cast<size_t>(capacity);
+  if (capacity > 0 && capacity < std::min(wanted, static_cast<int>(kDefaultPipeCapacity))) {
     if (!warned_) {
       spdlog::warn("splice: the kernel gave a {}-byte pipe (this user's pipe-user-pages-soft is spent); copying "
                    "through user space instead",

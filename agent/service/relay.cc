@@ -11,89 +11,19 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include "agent/net/buffers.h"
 #include "agent/net/pipe_pool.h"
+#include "agent/service/silence_watch.h"
 
 namespace strait::agent {
 namespace {
 
 using namespace asio::experimental::awaitable_operators;
-using Clock = std::chrono::steady_clock;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kSpliceChunk = 1 << 20;  // asks for all the pipe can hold
-
-// When the relay last moved a byte, and the timer that ends it after too long a silence.
-// The state is shared with the timer's handler, so the handler is safe whenever it runs.
-class SilenceDeadline {
- public:
-  SilenceDeadline(Stream& client, Stream& target, const RelayOptions& options)
-      : state_(std::make_shared<State>(State{&client, &target, Clock::now(), options})),
-        timer_(client.get_executor()) {
-    arm();
-  }
-  ~SilenceDeadline() {
-    state_->client = nullptr;
-    state_->target = nullptr;
-    timer_.cancel();
-  }
-  SilenceDeadline(const SilenceDeadline&) = delete;
-  SilenceDeadline& operator=(const SilenceDeadline&) = delete;
-
-  void activity() { state_->last_activity = Clock::now(); }
-  // One direction ended: the shorter half-close limit applies from now on.
-  void half_closed() {
-    if (state_->half_closed) return;
-    state_->half_closed = true;
-    state_->last_activity = Clock::now();
-    arm();
-  }
-  void record(RelayResult& result) const {
-    result.idle_timeout = state_->expired && !state_->half_closed;
-    result.half_close_timeout = state_->expired && state_->half_closed;
-  }
-
- private:
-  struct State {
-    Stream* client;
-    Stream* target;
-    Clock::time_point last_activity;
-    RelayOptions options;
-    bool half_closed = false;
-    bool expired = false;
-    uint64_t generation = 0;
-
-    std::chrono::nanoseconds limit() const {
-      return half_closed ? options.half_close_timeout : options.idle_timeout;
-    }
-  };
-
-  void arm() { arm(state_, timer_); }
-
-  // Waits until the silence limit after the last activity; re-arms when there was activity
-  // meanwhile, so a busy relay costs one timer wake per limit, not one per byte.
-  static void arm(const std::shared_ptr<State>& state, asio::steady_timer& timer) {
-    uint64_t generation = ++state->generation;
-    if (state->limit().count() <= 0) {
-      timer.cancel();
-      return;
-    }
-    timer.expires_at(state->last_activity + state->limit());
-    timer.async_wait([state, &timer, generation](const error_code& ec) {
-      if (ec || state->generation != generation || state->client == nullptr) return;
-      if (Clock::now() < state->last_activity + state->limit()) return arm(state, timer);
-      state->expired = true;
-      state->client->close();
-      state->target->close();
-    });
-  }
-
-  std::shared_ptr<State> state_;
-  asio::steady_timer timer_;
-};
 
 struct RelayState {
   Stream& client;
@@ -102,7 +32,9 @@ struct RelayState {
   RelayResult result;
 
   RelayState(Stream& client_stream, Stream& target_stream, const RelayOptions& options)
-      : client(client_stream), target(target_stream), deadline(client_stream, target_stream, options) {}
+      : client(client_stream),
+        target(target_stream),
+        deadline(client_stream, target_stream, options.idle_timeout, options.half_close_timeout) {}
 
   void fail(error_code ec) {
     if (!result.error) result.error = ec;
@@ -142,10 +74,12 @@ class SpliceRelay {
     Stream& to_stream;
     uint64_t& counter;
     std::optional<SplicePipe> pipe;
-    size_t in_pipe = 0;
     StreamBuffers::Buffer held;  // copy path: bytes read, not yet written
-    size_t held_offset = 0;
-    size_t held_size = 0;
+    // Sizes fit 32 bits: a pipe holds at most 1 MiB, a buffer 16 KiB.
+    uint32_t in_pipe = 0;
+    uint32_t held_offset = 0;
+    uint32_t held_size = 0;
+    bool asked_bigger_pipe = false;
     bool finished = false;
   };
 
@@ -179,15 +113,15 @@ class SpliceRelay {
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (out < 0 && would_block()) return wait_writable(d);
         if (out <= 0) return fail(d, out == 0 ? asio::error::broken_pipe : last_error());
-        d.in_pipe -= static_cast<size_t>(out);
+        d.in_pipe -= static_cast<uint32_t>(out);
         moved(d, static_cast<size_t>(out));
       }
       while (d.held_size > 0) {
         ssize_t out = ::send(d.to.native_handle(), d.held.get() + d.held_offset, d.held_size, MSG_NOSIGNAL);
         if (out < 0 && would_block()) return wait_writable(d);
         if (out < 0) return fail(d, last_error());
-        d.held_offset += static_cast<size_t>(out);
-        d.held_size -= static_cast<size_t>(out);
+        d.held_offset += static_cast<uint32_t>(out);
+        d.held_size -= static_cast<uint32_t>(out);
         moved(d, static_cast<size_t>(out));
       }
       if (!d.pipe && !d.held) d.pipe = PipePool::this_thread().take();
@@ -206,10 +140,15 @@ class SpliceRelay {
       }
       if (in < 0) return fail(d, last_error());
       if (d.pipe) {
-        d.in_pipe = static_cast<size_t>(in);
+        d.in_pipe = static_cast<uint32_t>(in);
+        // A full pipe: a bulk stream, which moves more per system call with a bigger pipe.
+        if (d.in_pipe >= d.pipe->capacity() && !d.asked_bigger_pipe) {
+          d.asked_bigger_pipe = true;
+          PipePool::this_thread().grow(*d.pipe);
+        }
       } else {
         d.held_offset = 0;
-        d.held_size = static_cast<size_t>(in);
+        d.held_size = static_cast<uint32_t>(in);
       }
     }
   }
@@ -311,6 +250,13 @@ asio::awaitable<void> copy_direction(Stream& from, Stream& to, uint64_t& counter
   }
 }
 
+// Apart from relay() so that its operator-&& temporaries are not part of the frame every
+// spliced connection keeps for its whole life.
+asio::awaitable<void> copy_both_directions(RelayState& state) {
+  co_await (copy_direction(state.client, state.target, state.result.bytes_from_client, state) &&
+            copy_direction(state.target, state.client, state.result.bytes_to_client, state));
+}
+
 bool spliceable(RelayState& state) {
   return state.client.plain_tcp_socket() != nullptr && state.target.plain_tcp_socket() != nullptr;
 }
@@ -324,11 +270,11 @@ asio::awaitable<RelayResult> relay(Stream& client, Stream& target, const RelayOp
     SpliceRelay splice(state, *client.plain_tcp_socket(), *target.plain_tcp_socket());
     co_await async_splice(splice);
   } else {
-    co_await (copy_direction(state.client, state.target, state.result.bytes_from_client, state) &&
-              copy_direction(state.target, state.client, state.result.bytes_to_client, state));
+    co_await copy_both_directions(state);
   }
-  state.deadline.record(state.result);
-  if (state.result.idle_timeout || state.result.half_close_timeout) state.result.error = {};
+  state.result.idle_timeout = state.deadline.expired() && !state.deadline.expired_half_closed();
+  state.result.half_close_timeout = state.deadline.expired_half_closed();
+  if (state.deadline.expired()) state.result.error = {};
   co_return state.result;
 }
 

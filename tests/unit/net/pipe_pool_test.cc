@@ -50,6 +50,35 @@ TEST(PipePool, KeepsTheKernelsSizeUnlessAskedAndSizesWhenAsked) {
   EXPECT_EQ(::fcntl(big->write_end(), F_GETPIPE_SZ), 256 * 1024);
 }
 
+TEST(PipePool, GrowsBulkPipesWithinTheirOwnBudget) {
+  PipePool pool({.max_pipes = 4, .pipe_size = 0, .max_grown = 1, .grown_size = 256 * 1024});
+  auto first = pool.take();
+  auto second = pool.take();
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->capacity(), 64u * 1024);
+  EXPECT_TRUE(pool.grow(*first));
+  EXPECT_EQ(first->capacity(), 256u * 1024);
+  EXPECT_EQ(::fcntl(first->write_end(), F_GETPIPE_SZ), 256 * 1024);
+  EXPECT_FALSE(pool.grow(*second)) << "one grown pipe per worker in this pool";
+  EXPECT_EQ(pool.grown(), 1u);
+  // A grown pipe keeps its size in the pool; closing it gives its place back.
+  pool.give_back(std::move(*first));
+  auto again = pool.take();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->capacity(), 256u * 1024);
+  pool.discard(std::move(*again));
+  EXPECT_EQ(pool.grown(), 0u);
+  EXPECT_TRUE(pool.grow(*second));
+}
+
+TEST(PipePool, AnExplicitSizeIsNeverChanged) {
+  PipePool pool({.max_pipes = 1, .pipe_size = 128 * 1024, .max_grown = 16, .grown_size = 256 * 1024});
+  auto pipe = pool.take();
+  ASSERT_TRUE(pipe);
+  EXPECT_EQ(pipe->capacity(), 128u * 1024);
+  EXPECT_FALSE(pool.grow(*pipe));
+}
+
 TEST(PipePool, GivesNothingWhenTheBudgetIsZero) {
   PipePool pool({.max_pipes = 0, .pipe_size = 0});
   EXPECT_FALSE(pool.take());
