@@ -4,7 +4,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -14,6 +13,8 @@
 #include <variant>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/execution_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -80,13 +81,85 @@ Answer lookup(const std::string& host, AddressFamily family) {
   return answer;
 }
 
-// One caller waiting for a lookup. Touched by the pool only through a post to `executor`,
-// except `abandoned`, which tells the pool nobody waits any more.
+// Closes when the caller's io_context starts to shut down. Services shut down newest
+// first, so this one closes before the context's scheduler, which takes no post from
+// another thread once it drains its queue: past the gate no pool thread posts there.
+class ContextGate : public asio::execution_context::service {
+ public:
+  struct State {
+    std::mutex mutex;
+    bool open = true;
+  };
+
+  static inline asio::execution_context::id id;
+
+  explicit ContextGate(asio::execution_context& context)
+      : asio::execution_context::service(context), state_(std::make_shared<State>()) {}
+
+  static std::shared_ptr<State> of(const asio::any_io_executor& executor) {
+    return asio::use_service<ContextGate>(asio::query(executor, asio::execution::context)).state_;
+  }
+
+ private:
+  void shutdown() override {
+    std::lock_guard lock(state_->mutex);
+    state_->open = false;
+  }
+
+  std::shared_ptr<State> state_;
+};
+
+// One caller waiting for a lookup. The pool may hold it after the caller, and even the
+// caller's io_context, are gone, so it owns nothing tied to that context once the caller
+// stops waiting: the timer lives in the caller's frame and the executor is dropped. The
+// gate's mutex guards every field.
 struct Waiter {
-  explicit Waiter(asio::any_io_executor executor) : timer(executor) {}
-  asio::steady_timer timer;
+  explicit Waiter(asio::any_io_executor caller) : gate(ContextGate::of(caller)), executor(std::move(caller)) {}
+
+  // Hands the answer to the caller's executor unless the caller or its context is done.
+  void deliver(const Answer& result, const std::shared_ptr<Waiter>& self) {
+    std::lock_guard lock(gate->mutex);
+    if (!gate->open || !executor) return;
+    asio::post(*executor, [self, result] {
+      std::lock_guard guard(self->gate->mutex);
+      if (self->timer == nullptr || self->answer) return;
+      self->answer = result;
+      self->timer->cancel();
+    });
+  }
+
+  bool waiting() {
+    std::lock_guard lock(gate->mutex);
+    return gate->open && executor.has_value();
+  }
+
+  const std::shared_ptr<ContextGate::State> gate;
+  std::optional<asio::any_io_executor> executor;
+  asio::steady_timer* timer = nullptr;
   std::optional<Answer> answer;
-  std::atomic<bool> abandoned{false};
+};
+
+// Holds a waiter open for the caller's frame; closing it (also when the frame is destroyed
+// with its io_context) stops every later delivery from touching the timer or the executor.
+class WaitScope {
+ public:
+  WaitScope(std::shared_ptr<Waiter> waiter, asio::steady_timer& timer) : waiter_(std::move(waiter)) {
+    std::lock_guard lock(waiter_->gate->mutex);
+    waiter_->timer = &timer;
+  }
+  WaitScope(const WaitScope&) = delete;
+  WaitScope& operator=(const WaitScope&) = delete;
+  ~WaitScope() { close(); }
+
+  std::optional<Answer> close() {
+    std::lock_guard lock(waiter_->gate->mutex);
+    waiter_->timer = nullptr;
+    waiter_->executor.reset();
+    return std::move(waiter_->answer);
+  }
+
+ private:
+  std::shared_ptr<Waiter> waiter_;
 };
 
 }  // namespace
@@ -173,7 +246,7 @@ class Resolver::Pool : public std::enable_shared_from_this<Pool> {
       auto job = std::move(queue_.front());
       queue_.pop_front();
       bool wanted = std::any_of(job->waiters.begin(), job->waiters.end(),
-                                [](const auto& waiter) { return !waiter->abandoned.load(); });
+                                [](const auto& waiter) { return waiter->waiting(); });
       if (!wanted) {
         ++stats_.dropped;
         in_flight_.erase(job->key);
@@ -187,14 +260,7 @@ class Resolver::Pool : public std::enable_shared_from_this<Pool> {
       in_flight_.erase(job->key);
       auto waiters = std::move(job->waiters);
       lock.unlock();
-      for (auto& waiter : waiters) {
-        auto executor = waiter->timer.get_executor();
-        asio::post(executor, [waiter, answer] {
-          if (waiter->answer) return;
-          waiter->answer = answer;
-          waiter->timer.cancel();
-        });
-      }
+      for (auto& waiter : waiters) waiter->deliver(answer, waiter);
       lock.lock();
     }
     if (threads_ > 0) --threads_;
@@ -254,20 +320,20 @@ asio::awaitable<boost::system::result<Resolver::Addresses>> Resolver::resolve(st
     if (family == AddressFamily::kIpv4 && !literal.is_v4()) co_return error_code(asio::error::address_family_not_supported);
     co_return Addresses{literal};
   }
-  auto waiter = std::make_shared<Waiter>(co_await asio::this_coro::executor);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  auto waiter = std::make_shared<Waiter>(timer.get_executor());
+  WaitScope scope(waiter, timer);
   auto started = pool_->start(host, family, waiter);
   if (auto* answer = std::get_if<Answer>(&started)) {
     if (answer->error) co_return answer->error;
     co_return answer->addresses;
   }
-  waiter->timer.expires_at(deadline);
-  co_await waiter->timer.async_wait(kUseTuple);
-  if (!waiter->answer) {
-    waiter->abandoned = true;
-    co_return error_code(asio::error::timed_out);
-  }
-  if (waiter->answer->error) co_return waiter->answer->error;
-  co_return waiter->answer->addresses;
+  timer.expires_at(deadline);
+  co_await timer.async_wait(kUseTuple);
+  auto answer = scope.close();
+  if (!answer) co_return error_code(asio::error::timed_out);
+  if (answer->error) co_return answer->error;
+  co_return answer->addresses;
 }
 
 }  // namespace strait::agent

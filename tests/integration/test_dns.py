@@ -49,7 +49,8 @@ class DnsTest(st.StraitTestCase):
             started = time.monotonic()
             client = None
             try:
-                client = socks.Socks5(port)
+                # Longer than the agent's 10 s dial timeout, which a reply must beat.
+                client = socks.Socks5(port, timeout=2 * st.IO_TIMEOUT)
                 client.connect(host, self.echo.port)
                 results[key] = ("ok", time.monotonic() - started)
             except (socks.SocksError, OSError) as error:
@@ -84,7 +85,7 @@ class DnsTest(st.StraitTestCase):
         env_agent, port = self.start(seconds=30)
         results = {}
         thread = self.connect_in_thread(port, "slow.hang.example", results, "hang")
-        thread.join(20)
+        thread.join(3 * st.IO_TIMEOUT)
         reply, waited = results["hang"]
         self.assertEqual(reply, 4)
         self.assertLess(waited, 13, "the CONNECT answered once the dial timeout passed")

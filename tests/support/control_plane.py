@@ -67,7 +67,8 @@ class ControlPlane:
         """Runs straitctl against this controller; returns the CompletedProcess (text)."""
         argv = [straitctl_path(), "--controller", f"127.0.0.1:{self.admin_port}", "--ca-file", self.ca_file,
                 "--token-file", token_file or self.admin_token_file, *args]
-        env = dict(os.environ, STRAIT_CONFIG=str(self.case.tmp / "no-ctl-config.yaml"))
+        env = dict(os.environ, STRAIT_CONFIG=str(self.case.tmp / "no-ctl-config.yaml"),
+                   LSAN_OPTIONS=f"suppressions={st.REPO_ROOT / 'tests' / 'lsan_straitctl.supp'}:print_suppressions=0")
         result = st.run(argv, input=input_text.encode() if input_text is not None else None, env=env)
         result.stdout = result.stdout.decode("utf-8", "replace")
         result.stderr = result.stderr.decode("utf-8", "replace")

@@ -59,8 +59,9 @@ def datagram(host: str, port: int, payload: bytes, fragment: int = 0) -> bytes:
 class Socks5:
     """One SOCKS5 control connection to a proxy on loopback."""
 
-    def __init__(self, port: int, username: str = None, password: str = None, host: str = "127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=st.IO_TIMEOUT)
+    def __init__(self, port: int, username: str = None, password: str = None, host: str = "127.0.0.1",
+                 timeout: float = st.IO_TIMEOUT):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
         try:
             self._negotiate(username, password)
         except BaseException:
