@@ -2,10 +2,13 @@
 and splice pipes as an unprivileged user. Each asserts what a user of a busy agent would
 notice: established connections keep working, memory comes back, speed holds."""
 
+import fcntl
 import os
 import resource
 import socket
+import struct
 import sys
+import termios
 import threading
 import time
 import unittest
@@ -127,7 +130,7 @@ class LimitsTest(st.StraitTestCase):
         self.addCleanup(lambda: [sock.close() for sock in quiet])
         for sock in quiet:
             sock.sendall(b"x" * 200_000)
-        time.sleep(0.5)  # pacing: lets the sink drain them
+        st.wait_until(lambda: all(_unsent_bytes(sock) == 0 for sock in quiet), what="the agent took every byte")
         crowded = _throughput(port)
         self.assertGreater(crowded, 0.7 * alone, f"{crowded:.0f} MB/s after 40 connections, {alone:.0f} MB/s alone")
         self.assertTrue(agent.alive())
@@ -161,6 +164,10 @@ def _throughput(port: int, seconds: float = 2.0) -> float:
             sent += len(chunk)
         elapsed = time.monotonic() - started
     return sent / elapsed / 1e6
+
+
+def _unsent_bytes(sock: socket.socket) -> int:
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
 
 
 def _echoes(port: int) -> bool:
