@@ -237,7 +237,9 @@ class HttpHandler final : public Handler {
     request.target(proxy.origin_form);
     remove_hop_by_hop(request.base(), upgrade);
     if (upgrade) request.set(http::field::connection, "upgrade");
-    if (request.count(http::field::host) == 0) request.set(http::field::host, proxy.authority);
+    // RFC 9112 §3.2.2: the URI's authority wins over any Host the client sent, so the origin
+    // is never told a different name from the one that was dialled.
+    request.set(http::field::host, proxy.host_header);
     if (request.version() == 10 && !upgrade) request.set(http::field::connection, "close");
     // A request without a body can be sent again on a fresh connection when a kept one
     // turns out to be dead; one with a body cannot, it has been consumed.

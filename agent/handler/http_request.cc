@@ -46,6 +46,7 @@ std::variant<ProxyTarget, HttpRefusal> proxy_target(const http::request_header<>
     return HttpRefusal{400, common::str_cat("bad host in URI \"", uri.substr(0, 200), "\"")};
   }
   target.authority = address->to_string();
+  target.host_header = std::string(authority);
   target.origin_form = authority_end == std::string_view::npos ? "/" : std::string(rest.substr(authority_end));
   if (target.origin_form.front() != '/') target.origin_form.insert(0, "/");
   if (auto fragment = target.origin_form.find('#'); fragment != std::string::npos) target.origin_form.resize(fragment);

@@ -27,6 +27,7 @@ struct ProxyTarget {
   bool tunnel = false;
   std::string authority;    // host:port to dial
   std::string origin_form;  // path and query to send upstream (absolute-form requests only)
+  std::string host_header;  // the URI's host[:port] as written, for the Host field upstream
 };
 
 // Why a request is refused, as the HTTP status to answer with.

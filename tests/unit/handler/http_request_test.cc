@@ -25,6 +25,7 @@ TEST(HttpProxyRequest, ParsesAbsoluteUriWithDefaultPort) {
   EXPECT_FALSE(request->target.tunnel);
   EXPECT_EQ(request->target.authority, "example.com:80");
   EXPECT_EQ(request->target.origin_form, "/a/b?c=d");
+  EXPECT_EQ(request->target.host_header, "example.com") << "without the user info, with the port as written";
   EXPECT_EQ(request->method, "GET");
 }
 
@@ -34,6 +35,7 @@ TEST(HttpProxyRequest, ParsesIpv6AndExplicitPort) {
   ASSERT_NE(request, nullptr);
   EXPECT_EQ(request->target.authority, "[::1]:8080");
   EXPECT_EQ(request->target.origin_form, "/");
+  EXPECT_EQ(request->target.host_header, "[::1]:8080");
 }
 
 TEST(HttpProxyRequest, NeedsMoreForPartialHead) {

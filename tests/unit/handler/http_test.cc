@@ -93,6 +93,14 @@ TEST_F(HttpHandlerTest, ForwardsAbsoluteUriAsOriginFormWithoutHopByHopHeaders) {
   EXPECT_EQ(head.find("X-Secret"), std::string::npos) << head;
 }
 
+TEST_F(HttpHandlerTest, TheUriNamesTheHostNotTheClientsHostField) {
+  std::string reply = exchange("GET http://" + origin() + "/ HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n", 1);
+  EXPECT_EQ(reply.substr(0, 15), "HTTP/1.1 200 OK");
+  ASSERT_EQ(origin_heads_.size(), 1u);
+  EXPECT_NE(origin_heads_[0].find("Host: " + origin() + "\r\n"), std::string::npos) << origin_heads_[0];
+  EXPECT_EQ(origin_heads_[0].find("elsewhere"), std::string::npos) << origin_heads_[0];
+}
+
 TEST_F(HttpHandlerTest, KeepsTheClientConnectionForASecondRequest) {
   std::string one = "GET http://" + origin() + "/a HTTP/1.1\r\nHost: x\r\n\r\n";
   std::string reply = exchange(one + one, 2);
