@@ -64,7 +64,8 @@ class TakeoverTest(st.StraitTestCase):
         first = self.agent("first")
         first.wait_tcp(self.echo_port)
         self.assertNotIn("took", first.log())
-        self.assertTrue(self.path.exists())
+        # The takeover socket is made once the services serve, a moment after the ports listen.
+        st.wait_until(self.path.exists, what="the takeover socket")
         self.assertEqual(self.path.stat().st_mode & 0o777, 0o600)
 
 
