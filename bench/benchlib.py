@@ -27,8 +27,8 @@ def wait_port(port, proc, deadline=10.0):
     raise RuntimeError(f"port {port} not ready")
 
 
-def rss_kib(pid):
-    """Resident memory of a process and its children (haproxy and socat fork workers)."""
+def _summed_kib(pid, proc_file, field):
+    """A KiB field of /proc/PID/<proc_file> summed over a process and its children."""
     total = 0
     pids = [pid]
     try:
@@ -38,13 +38,24 @@ def rss_kib(pid):
         pass
     for p in pids:
         try:
-            with open(f"/proc/{p}/status") as f:
+            with open(f"/proc/{p}/{proc_file}") as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field):
                         total += int(line.split()[1])
         except FileNotFoundError:
             pass
     return total
+
+
+def rss_kib(pid):
+    """Resident memory of a process and its children (haproxy and socat fork workers)."""
+    return _summed_kib(pid, "status", "VmRSS:")
+
+
+def pss_kib(pid):
+    """Proportional set size of a process and its children: shared pages are charged once
+    across them, so a process per session is not charged its libraries N times."""
+    return _summed_kib(pid, "smaps_rollup", "Pss:")
 
 
 class ProcessGroup:

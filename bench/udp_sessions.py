@@ -20,23 +20,7 @@ import sys
 import threading
 import time
 
-from benchlib import ProcessGroup
-
-
-def pss_kib(pid):
-    """PSS of a process and its children, KiB."""
-    pids = [pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                                                     text=True).stdout.split()]
-    total = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/smaps_rollup") as rollup:
-                for line in rollup:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except FileNotFoundError:
-            pass
-    return total
+from benchlib import ProcessGroup, pss_kib
 
 
 def udp_port():
