@@ -21,6 +21,7 @@
 
 #include "agent/channel/registry.h"
 #include "agent/control/controller_client.h"
+#include "common/agent_certificate.h"
 #include "agent/connector/registry.h"
 #include "agent/handler/registry.h"
 #include "agent/net/pipe_pool.h"
@@ -283,12 +284,12 @@ int main(int argc, char** argv) {
                  "tell it to drain, then serve the next upgrade from there");
   ControlFlags control_flags;
   app.add_option("--controller", control_flags.controller, "strait-controller agent address host:port (TLS)");
-  app.add_option("--join-token", control_flags.join_token, "join token (prefer --join-token-file: argv is visible)");
-  app.add_option("--join-token-file", control_flags.join_token_file, "file holding the join token");
+  app.add_option("--join-token", control_flags.join_token, "join token to enrol with (prefer --join-token-file: argv is visible)");
+  app.add_option("--join-token-file", control_flags.join_token_file, "file holding the join token, read at each enrolment");
   app.add_option("--ca-file", control_flags.ca_file, "CA certificate to trust for the controller (its data dir's ca.pem)");
-  app.add_option("--labels", control_flags.labels, "this agent's labels for placement: k=v,k2=v2");
-  app.add_option("--state-dir", control_flags.state_dir, "where the last applied snapshot is kept")->capture_default_str();
-  app.add_option("--agent-id", control_flags.agent_id, "this agent's id in the fleet (default: the host name)");
+  app.add_option("--labels", control_flags.labels, "labels to ask for at enrolment: k=v,k2=v2 (the token decides)");
+  app.add_option("--state-dir", control_flags.state_dir, "the agent's certificate and last applied snapshot")->capture_default_str();
+  app.add_option("--agent-id", control_flags.agent_id, "id to enrol as (default: the enrolled one, else the host name)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -340,12 +341,6 @@ int main(int argc, char** argv) {
       std::cerr << "strait-agent: " << labels.status().message() << "\n";
       return kExitUsage;
     }
-    std::string token = control_flags.join_token;
-    if (token.empty() && !control_flags.join_token_file.empty()) token = read_text_file(control_flags.join_token_file);
-    if (token.empty()) {
-      std::cerr << "strait-agent: --controller needs --join-token or a readable --join-token-file\n";
-      return kExitUsage;
-    }
     std::string ca_pem;
     if (!control_flags.ca_file.empty()) {
       ca_pem = read_text_file(control_flags.ca_file);
@@ -360,6 +355,26 @@ int main(int argc, char** argv) {
       return kExitRuntime;
     }
     state_dir.emplace(*std::move(opened));
+    auto identity = state_dir->load_identity();
+    if (!identity.ok()) {
+      std::cerr << "strait-agent: " << identity.status().message() << "\n";
+      return kExitRuntime;
+    }
+    std::string enrolled_id;
+    if (*identity) {
+      auto facts = strait::common::read_certificate((*identity)->cert_pem);
+      if (facts.ok()) enrolled_id = facts->agent_id;
+    }
+    if (!enrolled_id.empty() && !control_flags.agent_id.empty() && control_flags.agent_id != enrolled_id) {
+      std::cerr << "strait-agent: --agent-id " << control_flags.agent_id << ": this state dir holds the identity of agent "
+                << enrolled_id << "; use another --state-dir, or remove " << state_dir->identity_path()
+                << " after `straitctl agents delete " << enrolled_id << "`\n";
+      return kExitUsage;
+    }
+    if (!*identity && control_flags.join_token.empty() && control_flags.join_token_file.empty()) {
+      std::cerr << "strait-agent: --controller: this agent is not enrolled yet; give --join-token-file (or --join-token)\n";
+      return kExitUsage;
+    }
     auto snapshot = state_dir->load_snapshot();
     if (!snapshot.ok()) {
       spdlog::warn("{}; starting without it", strait::common::to_std(snapshot.status().message()));
@@ -367,9 +382,13 @@ int main(int argc, char** argv) {
       persisted = *std::move(snapshot);
     }
     control_options.address = control_flags.controller;
-    control_options.join_token = token;
+    control_options.join_token = control_flags.join_token;
+    control_options.join_token_file = control_flags.join_token_file;
+    control_options.identity = *std::move(identity);
     control_options.ca_pem = ca_pem;
-    control_options.agent_id = control_flags.agent_id.empty() ? default_agent_id() : control_flags.agent_id;
+    control_options.agent_id = !control_flags.agent_id.empty() ? control_flags.agent_id
+                               : !enrolled_id.empty()         ? enrolled_id
+                                                              : default_agent_id();
     control_options.labels = *std::move(labels);
     control_options.agent_version = kVersion;
     control_options.capabilities = capabilities();

@@ -1,6 +1,8 @@
 // strait-controller: holds the fleet's desired state and pushes each agent its snapshot.
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -9,11 +11,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/duration.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "controller/server/admin_service.h"
 #include "controller/server/agent_service.h"
 #include "controller/server/certificates.h"
+#include "controller/server/enrollment.h"
 #include "controller/server/http_endpoints.h"
 #include "controller/store/sqlite_store.h"
 
@@ -35,17 +39,27 @@ struct Options {
   std::string admin_token_file;
   std::string store = "sqlite";
   int coalesce_ms = 20;
+  std::string agent_cert_ttl = "720h";
+  std::string agent_retention = "24h";
+  std::string bootstrap_token_ttl = "1h";
+  std::string bootstrap_token_labels;
+  double enroll_rate = 20;
   bool debug = false;
 };
 
 // A gRPC server on one address with the controller's TLS identity; the bound port is
-// written to `port`.
+// written to `port`. With `client_ca_pem`, a client certificate is checked against that CA
+// when one is presented (agents have one once enrolled; enrolment itself comes without).
 std::unique_ptr<grpc::Server> serve(const std::string& address, grpc::Service* service, const ServerCertificate& tls,
-                                    int& port) {
-  grpc::SslServerCredentialsOptions ssl;
+                                    const std::string& client_ca_pem, int& port) {
+  grpc::SslServerCredentialsOptions ssl(client_ca_pem.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                                              : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = client_ca_pem;
   ssl.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address, grpc::SslServerCredentials(ssl), &port);
+  // A status report of a thousand services is far below this; a larger message is refused.
+  builder.SetMaxReceiveMessageSize(4 << 20);
   builder.RegisterService(service);
   // Dead agents (a host gone without closing TCP) are noticed within a minute.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
@@ -55,11 +69,34 @@ std::unique_ptr<grpc::Server> serve(const std::string& address, grpc::Service* s
   return builder.BuildAndStart();
 }
 
+// "k=v,k2=*" -> map; an error names the entry.
+absl::StatusOr<std::map<std::string, std::string>> parse_grants(const std::string& text) {
+  std::map<std::string, std::string> grants;
+  for (auto entry : strait::common::split(text, ',', true)) {
+    auto equals = entry.find('=');
+    if (equals == std::string_view::npos) {
+      return absl::InvalidArgumentError(strait::common::str_cat("--bootstrap-token-labels: \"", entry, "\" is not key=value"));
+    }
+    grants[std::string(entry.substr(0, equals))] = std::string(entry.substr(equals + 1));
+  }
+  return grants;
+}
+
 // A bootstrap join token on first start, so the first agents can join before anyone runs
-// `straitctl token create`.
-absl::Status ensure_bootstrap_token(const std::string& path, Credentials& credentials) {
-  if (std::filesystem::exists(path)) return absl::OkStatus();
-  auto token = credentials.create_join_token("bootstrap", 0);
+// `straitctl token create`. It expires soon unless the operator says otherwise.
+absl::Status ensure_bootstrap_token(const std::string& path, Credentials& credentials, int64_t ttl_seconds,
+                                    const std::map<std::string, std::string>& grants) {
+  if (std::filesystem::exists(path)) {
+    std::ifstream in(path);
+    std::string token;
+    std::getline(in, token);
+    if (!credentials.join_token("Bearer " + token)) {
+      spdlog::info("the bootstrap join token in {} has expired or was deleted; `straitctl token create` makes another",
+                   path);
+    }
+    return absl::OkStatus();
+  }
+  auto token = credentials.create_join_token("bootstrap", ttl_seconds, grants);
   if (!token.ok()) return token.status();
   mode_t previous = ::umask(077);
   std::ofstream out(path);
@@ -88,7 +125,34 @@ int run(const Options& options) {
     std::cerr << "strait-controller: " << store.status().message() << "\n";
     return kExitRuntime;
   }
-  auto tls = server_certificate(options.data_dir, options.tls_cert, options.tls_key, options.tls_names);
+  auto seconds_of = [](const std::string& flag, const std::string& text) -> absl::StatusOr<std::chrono::seconds> {
+    auto value = strait::common::parse_timeout(text);
+    if (!value.ok()) return absl::InvalidArgumentError(strait::common::str_cat(flag, ": ", value.status().message()));
+    return std::chrono::duration_cast<std::chrono::seconds>(*value);
+  };
+  auto cert_ttl = seconds_of("--agent-cert-ttl", options.agent_cert_ttl);
+  auto retention = seconds_of("--agent-retention", options.agent_retention);
+  auto bootstrap_ttl = seconds_of("--bootstrap-token-ttl", options.bootstrap_token_ttl);
+  auto grants = parse_grants(options.bootstrap_token_labels);
+  for (const absl::Status& status : {cert_ttl.status(), retention.status(), bootstrap_ttl.status(), grants.status()}) {
+    if (!status.ok()) {
+      std::cerr << "strait-controller: " << status.message() << "\n";
+      return kExitUsage;
+    }
+  }
+  if (cert_ttl->count() < 2) {
+    std::cerr << "strait-controller: --agent-cert-ttl: at least 2s\n";
+    return kExitUsage;
+  }
+  bool created_ca = false;
+  auto authority = CertificateAuthority::load_or_create(options.data_dir, created_ca);
+  if (!authority.ok()) {
+    std::cerr << "strait-controller: " << authority.status().message() << "\n";
+    return kExitUsage;
+  }
+  bool own_server_certificate = options.tls_cert.empty() && options.tls_key.empty();
+  auto tls = own_server_certificate ? authority->issue_server(options.tls_names)
+                                    : read_server_certificate(options.tls_cert, options.tls_key);
   if (!tls.ok()) {
     std::cerr << "strait-controller: " << tls.status().message() << "\n";
     return kExitUsage;
@@ -103,19 +167,32 @@ int run(const Options& options) {
   ControllerMetrics metrics;
   Credentials credentials(**store, *admin_token);
   std::string join_token_path = options.data_dir + "/join.token";
-  if (auto status = ensure_bootstrap_token(join_token_path, credentials); !status.ok()) {
+  if (auto status = ensure_bootstrap_token(join_token_path, credentials, bootstrap_ttl->count(), *grants);
+      !status.ok()) {
     std::cerr << "strait-controller: " << status.message() << "\n";
     return kExitRuntime;
   }
   metrics.store_revision.store((*store)->revision());
 
-  Fleet fleet(**store, metrics, std::chrono::milliseconds(options.coalesce_ms));
-  AgentControlService agent_service(fleet, credentials, metrics);
+  FleetOptions fleet_options;
+  fleet_options.coalesce = std::chrono::milliseconds(options.coalesce_ms);
+  fleet_options.retention = *retention;
+  Fleet fleet(**store, metrics, fleet_options);
+  if (auto status = fleet.load(); !status.ok()) {
+    std::cerr << "strait-controller: " << status.message() << "\n";
+    return kExitRuntime;
+  }
+  EnrollmentOptions enrollment_options;
+  enrollment_options.certificate_ttl = *cert_ttl;
+  enrollment_options.rate_per_second = options.enroll_rate;
+  enrollment_options.burst = std::max(1.0, options.enroll_rate * 2);
+  Enrollment enrollment(fleet, credentials, *authority, metrics, enrollment_options);
+  AgentControlService agent_service(fleet, enrollment, metrics);
   AdminService admin_service(**store, fleet, credentials, metrics);
   int agent_port = 0;
   int admin_port = 0;
-  auto agent_server = serve(options.listen_agents, &agent_service, *tls, agent_port);
-  auto admin_server = serve(options.listen_admin, &admin_service, *tls, admin_port);
+  auto agent_server = serve(options.listen_agents, &agent_service, *tls, authority->cert_pem(), agent_port);
+  auto admin_server = serve(options.listen_admin, &admin_service, *tls, "", admin_port);
   if (!agent_server || agent_port == 0 || !admin_server || admin_port == 0) {
     std::cerr << "strait-controller: cannot listen on " << (agent_port == 0 ? options.listen_agents : options.listen_admin)
               << " (address in use or not local?)\n";
@@ -131,9 +208,8 @@ int run(const Options& options) {
   spdlog::info("strait-controller {}: store sqlite {} at revision {}", kVersion, db_path, (*store)->revision());
   spdlog::info("agents on port {}, admin API on port {} (TLS), /metrics /healthz /readyz on port {}", agent_port,
                admin_port, (*http)->port());
-  if (!tls->ca_path.empty()) {
-    spdlog::info("CA for agents and straitctl: {}{}", tls->ca_path, tls->created_ca ? " (created now)" : "");
-  }
+  spdlog::info("CA for agent certificates{}: {}{}", own_server_certificate ? " and the server's" : "",
+               authority->cert_path(), created_ca ? " (created now)" : "");
   spdlog::info("admin token in {}, bootstrap join token in {}", admin_token_path, join_token_path);
 
   sigset_t signals;
@@ -175,6 +251,18 @@ int main(int argc, char** argv) {
   app.add_option("--store", options.store, "sqlite (embedded)")->capture_default_str();
   app.add_option("--coalesce-ms", options.coalesce_ms, "changes this close together go out as one push")
       ->capture_default_str()->check(CLI::Range(0, 10000));
+  app.add_option("--agent-cert-ttl", options.agent_cert_ttl, "lifetime of agent certificates (agents renew at 2/3)")
+      ->capture_default_str();
+  app.add_option("--agent-retention", options.agent_retention,
+                 "forget agents gone this long after their certificate expired")
+      ->capture_default_str();
+  app.add_option("--bootstrap-token-ttl", options.bootstrap_token_ttl,
+                 "lifetime of the join token made on first start (0: no expiry)")
+      ->capture_default_str();
+  app.add_option("--bootstrap-token-labels", options.bootstrap_token_labels,
+                 "labels the bootstrap token grants: k=v,k2=* (* = any value)");
+  app.add_option("--enroll-rate", options.enroll_rate, "enrolments and renewals per second, whole controller")
+      ->capture_default_str()->check(CLI::Range(0.1, 10000.0));
   app.add_flag("-D,--debug", options.debug, "debug logging");
   app.add_flag("-V,--version", version, "print the version and exit");
   try {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine, builds Strait and runs a small fleet on this host:
-# strait-controller with its embedded store, two agents (role=edge and role=exit), and the
+# strait-controller with its embedded store, two agents enrolled with join tokens that grant
+# them role=edge and role=exit (each gets a certificate from the controller's CA), and the
 # demo topology of deploy/demo/fleet.yaml applied with straitctl: an HTTP proxy on the edge
 # agent (127.0.0.1:8080) chained through a SOCKS5 service on the exit agent (127.0.0.1:1080)
 # to a demo web page on 127.0.0.1:8000. Ctrl-C stops everything.
@@ -28,15 +29,19 @@ pids+=($!)
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/controller/join.token" ] && break; sleep 0.1; done
 
+export STRAIT_CONTROLLER=127.0.0.1:7771 STRAIT_CA_FILE="$work/controller/ca.pem"
+export STRAIT_TOKEN_FILE="$work/controller/admin.token"
+# One join token per role: an agent enrolled with the edge token can never place itself on
+# the exit role, whatever labels it asks for.
 for role in edge exit; do
+  "$bin/controller/straitctl" token create --ttl 1h --labels "role=$role" --description "demo $role agents" \
+    >"$work/$role.token"
   "$bin/agent/strait-agent" --controller 127.0.0.1:7770 --ca-file "$work/controller/ca.pem" \
-    --join-token-file "$work/controller/join.token" --agent-id "$role-1" --labels "role=$role" \
+    --join-token-file "$work/$role.token" --agent-id "$role-1" --labels "role=$role" \
     --state-dir "$work/state-$role" 2>"$work/agent-$role.log" &
   pids+=($!)
 done
 
-export STRAIT_CONTROLLER=127.0.0.1:7771 STRAIT_CA_FILE="$work/controller/ca.pem"
-export STRAIT_TOKEN_FILE="$work/controller/admin.token"
 "$bin/controller/straitctl" apply -f deploy/demo/fleet.yaml
 for _ in $(seq 100); do
   in_sync=$("$bin/controller/straitctl" agents | grep -c "in sync" || true)
@@ -56,6 +61,7 @@ The fleet is up (logs in $work). From another terminal:
   $bin/controller/straitctl get                     # resources
   $bin/controller/straitctl describe service edge-http
   $bin/controller/straitctl agents                  # who runs what, applied versions
+  $bin/controller/straitctl token list              # join tokens, what they grant, who used them
   curl -s http://127.0.0.1:7772/metrics | grep strait_controller
 
 Ctrl-C stops the fleet.

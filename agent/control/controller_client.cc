@@ -1,5 +1,6 @@
 #include "agent/control/controller_client.h"
 
+#include <fstream>
 #include <random>
 
 #include <grpcpp/grpcpp.h>
@@ -34,6 +35,8 @@ ControllerClient::ControllerClient(ControllerClientOptions options, StateDir sta
                                    std::optional<control::v1::Snapshot> applied)
     : options_(std::move(options)), state_(std::move(state)), apply_(std::move(apply)), report_(std::move(report)) {
   if (applied) applied_version_ = applied->version();
+  if (options_.identity) adopt(*std::move(options_.identity), "from the state dir");
+  options_.identity.reset();
 }
 
 ControllerClient::~ControllerClient() { stop(); }
@@ -64,8 +67,10 @@ void ControllerClient::run() {
       std::lock_guard lock(mutex_);
       if (stopping_) return;
     }
-    bool got_snapshot = session();
-    if (got_snapshot) backoff = options_.initial_backoff;
+    // Only a stream that served and ended for another reason than a refusal or a newer
+    // stream of this id resets the backoff: two agents sharing an id must not take turns.
+    SessionEnd end = ensure_identity() ? session() : SessionEnd::kFailed;
+    if (end == SessionEnd::kServed) backoff = options_.initial_backoff;
     auto delay = jittered(backoff);
     spdlog::info("controller {}: reconnecting in {} ms", options_.address, delay.count());
     if (!wait(delay)) return;
@@ -73,19 +78,118 @@ void ControllerClient::run() {
   }
 }
 
-bool ControllerClient::session() {
+void ControllerClient::adopt(StoredIdentity files, const std::string& how) {
+  auto facts = common::read_certificate(files.cert_pem);
+  if (!facts.ok() || facts->agent_id.empty()) {
+    spdlog::error("agent certificate {} is unusable: {}", how,
+                  facts.ok() ? std::string("it names no agent") : common::to_std(facts.status().message()));
+    return;
+  }
+  identity_ = Identity{std::move(files), *std::move(facts)};
+}
+
+std::string ControllerClient::join_token() const {
+  if (!options_.join_token_file.empty()) {
+    std::ifstream in(options_.join_token_file);
+    std::string token;
+    std::getline(in, token);
+    return std::string(common::strip_whitespace(token));
+  }
+  return options_.join_token;
+}
+
+std::shared_ptr<grpc::Channel> ControllerClient::channel(const Identity* identity) const {
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = options_.ca_pem;
+  if (identity != nullptr) {
+    ssl.pem_private_key = identity->files.key_pem;
+    ssl.pem_cert_chain = identity->files.cert_pem;
+  }
   grpc::ChannelArguments arguments;
   arguments.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  auto channel = grpc::CreateCustomChannel(options_.address, grpc::SslCredentials(ssl), arguments);
-  auto stub = control::v1::AgentControl::NewStub(channel);
+  return grpc::CreateCustomChannel(options_.address, grpc::SslCredentials(ssl), arguments);
+}
+
+bool ControllerClient::ensure_identity() {
+  // A margin, so that a certificate is not presented in the second it expires.
+  constexpr int64_t kMarginSeconds = 5;
+  if (identity_ && identity_->facts.not_after_unix > now_millis() / 1000 + kMarginSeconds) return true;
+  std::string token = join_token();
+  if (token.empty()) {
+    if (!told_no_token_) {
+      spdlog::error("controller {}: {}; give a join token (--join-token-file) to enrol", options_.address,
+                    identity_ ? "this agent's certificate expired" : "this agent has no certificate yet");
+      told_no_token_ = true;
+    }
+    return false;
+  }
+  auto key = common::make_agent_key(options_.agent_id);
+  if (!key.ok()) {
+    spdlog::error("cannot enrol: {}", common::to_std(key.status().message()));
+    return false;
+  }
+  control::v1::EnrollRequest request;
+  request.set_agent_id(options_.agent_id);
+  request.mutable_labels()->insert(options_.labels.begin(), options_.labels.end());
+  request.set_csr_pem(key->csr_pem);
+  request.set_agent_version(options_.agent_version);
+  auto stub = control::v1::AgentControl::NewStub(channel(nullptr));
   grpc::ClientContext context;
-  context.AddMetadata("authorization", "Bearer " + options_.join_token);
+  context.AddMetadata("authorization", "Bearer " + token);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  control::v1::EnrollResponse response;
+  grpc::Status status = stub->Enroll(&context, request, &response);
+  if (!status.ok()) {
+    spdlog::error("controller {} refused to enrol agent {}: {}", options_.address, options_.agent_id,
+                  status.error_message());
+    return false;
+  }
+  StoredIdentity files{key->key_pem, response.certificate_pem()};
+  if (auto saved = state_.save_identity(files); !saved.ok()) {
+    // Without it the next start would find the id taken by the certificate it lost.
+    spdlog::error("enrolled, but cannot keep the certificate: {}", common::to_std(saved.message()));
+    return false;
+  }
+  std::vector<std::string> requested;
+  for (const auto& [name, value] : response.requested_labels()) requested.push_back(name + "=" + value);
+  spdlog::info("enrolled as agent {}; certificate in {}{}", response.agent_id(), state_.identity_path(),
+               requested.empty() ? "" : "; labels not granted by the token, waiting for an operator: " + common::join(requested, ","));
+  adopt(std::move(files), "from the controller");
+  return identity_.has_value();
+}
+
+void ControllerClient::renew_if_due(control::v1::AgentControl::Stub& stub) {
+  const auto& facts = identity_->facts;
+  int64_t renew_at = facts.not_before_unix + (facts.not_after_unix - facts.not_before_unix) * 2 / 3;
+  if (now_millis() / 1000 < renew_at) return;
+  auto key = common::make_agent_key(identity_->facts.agent_id);
+  if (!key.ok()) return;
+  control::v1::RenewRequest request;
+  request.set_csr_pem(key->csr_pem);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  control::v1::EnrollResponse response;
+  grpc::Status status = stub.Renew(&context, request, &response);
+  if (!status.ok()) {
+    spdlog::warn("controller {}: certificate renewal failed: {}", options_.address, status.error_message());
+    return;
+  }
+  StoredIdentity files{key->key_pem, response.certificate_pem()};
+  if (auto saved = state_.save_identity(files); !saved.ok()) {
+    spdlog::error("renewed, but cannot keep the certificate: {}", common::to_std(saved.message()));
+    return;
+  }
+  spdlog::info("certificate renewed (until {})", response.expires_unix());
+  adopt(std::move(files), "renewed");
+}
+
+ControllerClient::SessionEnd ControllerClient::session() {
+  auto stub = control::v1::AgentControl::NewStub(channel(&*identity_));
+  grpc::ClientContext context;
   {
     std::lock_guard lock(mutex_);
-    if (stopping_) return false;
+    if (stopping_) return SessionEnd::kFailed;
     current_ = &context;
   }
   auto stream = stub->Connect(&context);
@@ -97,8 +201,7 @@ bool ControllerClient::session() {
 
   AgentMessage hello;
   auto& fields = *hello.mutable_hello();
-  fields.set_agent_id(options_.agent_id);
-  fields.mutable_labels()->insert(options_.labels.begin(), options_.labels.end());
+  fields.set_agent_id(identity_->facts.agent_id);
   fields.set_agent_version(options_.agent_version);
   for (const auto& capability : options_.capabilities) fields.add_capabilities(capability);
   fields.set_applied_version(applied_version());
@@ -107,6 +210,8 @@ bool ControllerClient::session() {
     std::mutex ticker_mutex;
     std::condition_variable ticker_wake;
     bool session_over = false;
+    // Heartbeats, status and certificate renewal. While it runs, this thread only reads the
+    // stream, so the ticker may replace identity_.
     std::thread ticker([&] {
       std::unique_lock lock(ticker_mutex);
       for (int tick = 1;; ++tick) {
@@ -118,12 +223,15 @@ bool ControllerClient::session() {
           message.mutable_heartbeat()->set_unix_millis(now_millis());
         }
         if (!write(message)) return;
+        lock.unlock();
+        renew_if_due(*stub);
+        lock.lock();
       }
     });
     ControllerMessage incoming;
     while (stream->Read(&incoming)) {
       if (!incoming.has_snapshot()) continue;
-      if (!got_snapshot) spdlog::info("controller {}: connected as agent {}", options_.address, options_.agent_id);
+      if (!got_snapshot) spdlog::info("controller {}: connected as agent {}", options_.address, fields.agent_id());
       got_snapshot = true;
       AgentMessage answer;
       *answer.mutable_ack() = handle(incoming.snapshot());
@@ -143,15 +251,24 @@ bool ControllerClient::session() {
   {
     std::lock_guard lock(mutex_);
     current_ = nullptr;
-    if (stopping_) return got_snapshot;
+    if (stopping_) return SessionEnd::kFailed;
   }
-  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
-    spdlog::error("controller {} refused this agent: {} (check --join-token)", options_.address, status.error_message());
-  } else {
-    spdlog::warn("controller {}: stream ended: {}", options_.address,
-                 status.ok() ? std::string("closed by the controller") : status.error_message());
+  switch (status.error_code()) {
+    case grpc::StatusCode::PERMISSION_DENIED:
+      spdlog::error("controller {} refused agent {}: {}; to enrol again, remove {} and start with a join token",
+                    options_.address, fields.agent_id(), status.error_message(), state_.identity_path());
+      return SessionEnd::kRefused;
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::UNAUTHENTICATED:
+      spdlog::error("controller {} ended the stream of agent {}: {}", options_.address, fields.agent_id(),
+                    status.error_message());
+      return SessionEnd::kRefused;
+    default:
+      spdlog::warn("controller {}: stream ended: {}", options_.address,
+                   status.ok() ? std::string("closed by the controller") : status.error_message());
+      return got_snapshot ? SessionEnd::kServed : SessionEnd::kFailed;
   }
-  return got_snapshot;
 }
 
 std::string ControllerClient::applied_version() {

@@ -6,24 +6,32 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 
 #include "absl/status/status.h"
 #include "agent/control/state_dir.h"
+#include "common/agent_certificate.h"
+#include "strait/v1/control.grpc.pb.h"
 #include "strait/v1/control.pb.h"
 
 namespace strait::agent {
 
 struct ControllerClientOptions {
   std::string address;  // host:port of the controller's agent port
+  // For enrolment, when the state dir holds no usable certificate: the token, or the file it
+  // is read from at each attempt (so an operator can put a fresh one there).
   std::string join_token;
+  std::string join_token_file;
   std::string ca_pem;  // the CA to trust; empty: the system's roots
-  std::string agent_id;
-  std::map<std::string, std::string> labels;
+  std::string agent_id;                        // asked for at enrolment
+  std::map<std::string, std::string> labels;  // asked for at enrolment
+  std::optional<StoredIdentity> identity;      // from the state dir, when it holds one
   std::string agent_version;
   std::vector<std::string> capabilities;
   std::chrono::milliseconds heartbeat_interval{5000};
@@ -31,9 +39,12 @@ struct ControllerClientOptions {
   std::chrono::milliseconds max_backoff{30000};
 };
 
-// The agent's side of AgentControl.Connect, on its own thread: connects, says Hello, applies
-// each snapshot through `apply` (the runtime's single entry point), persists it in the state
-// dir, ACKs or NACKs, and reports status; reconnects with jittered exponential backoff.
+// The agent's side of AgentControl, on its own thread: enrols when the state dir holds no
+// usable certificate, connects with it (mTLS), says Hello, applies each snapshot through
+// `apply` (the runtime's single entry point), persists it in the state dir, ACKs or NACKs,
+// reports status, and renews the certificate once two thirds of its life are gone;
+// reconnects with jittered exponential backoff, which a refusal or a replaced stream does
+// not reset.
 class ControllerClient {
  public:
   using Apply = std::function<absl::Status(const config::v1::Config&)>;
@@ -49,9 +60,23 @@ class ControllerClient {
   void stop();
 
  private:
+  // An identity the state dir holds and what its certificate says.
+  struct Identity {
+    StoredIdentity files;
+    common::CertificateFacts facts;
+  };
+  enum class SessionEnd { kServed, kFailed, kRefused };
+
   void run();
-  // One stream from connect to its end; true when it got at least one snapshot.
-  bool session();
+  // A certificate that is valid for a while yet, enrolling for one when needed.
+  bool ensure_identity();
+  // One stream from connect to its end.
+  SessionEnd session();
+  void renew_if_due(control::v1::AgentControl::Stub& stub);
+  // TLS to the controller, with the agent's certificate when `identity` is given.
+  std::shared_ptr<grpc::Channel> channel(const Identity* identity) const;
+  void adopt(StoredIdentity files, const std::string& how);
+  std::string join_token() const;
   control::v1::Ack handle(const control::v1::Snapshot& snapshot);
   std::string applied_version();
   control::v1::Status status_report();
@@ -62,6 +87,10 @@ class ControllerClient {
   StateDir state_;
   Apply apply_;
   Report report_;
+
+  // Used on this client's thread, and by a session's ticker while that thread only reads.
+  std::optional<Identity> identity_;
+  bool told_no_token_ = false;
 
   std::mutex mutex_;  // guards what follows
   std::string applied_version_;

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/agent_certificate.h"
 #include "common/strings.h"
 
 namespace strait::agent {
@@ -54,11 +55,33 @@ absl::StatusOr<std::optional<control::v1::Snapshot>> StateDir::load_snapshot() c
 }
 
 absl::Status StateDir::save_snapshot(const control::v1::Snapshot& snapshot) const {
-  std::string target = snapshot_path();
+  return write_atomically(snapshot_path(), snapshot.SerializeAsString());
+}
+
+absl::StatusOr<std::optional<StoredIdentity>> StateDir::load_identity() const {
+  std::ifstream in(identity_path());
+  if (!in) return std::optional<StoredIdentity>();
+  std::stringstream contents;
+  contents << in.rdbuf();
+  std::string text = contents.str();
+  // The key comes first, then the certificate.
+  auto cert_start = text.find("-----BEGIN CERTIFICATE-----");
+  if (cert_start == std::string::npos || !common::key_matches_certificate(text.substr(0, cert_start), text.substr(cert_start))) {
+    return absl::DataLossError(
+        common::str_cat("state dir: ", identity_path(), " is not a key and its certificate; remove it and enrol again"));
+  }
+  return std::optional<StoredIdentity>(StoredIdentity{text.substr(0, cert_start), text.substr(cert_start)});
+}
+
+absl::Status StateDir::save_identity(const StoredIdentity& identity) const {
+  return write_atomically(identity_path(), identity.key_pem + identity.cert_pem);
+}
+
+absl::Status StateDir::write_atomically(const std::string& target, const std::string& data) const {
   std::string temporary = target + ".tmp";
   int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return errno_error("create", temporary);
-  bool ok = write_all(fd, snapshot.SerializeAsString()) && ::fsync(fd) == 0;
+  bool ok = write_all(fd, data) && ::fsync(fd) == 0;
   int saved_errno = errno;
   ::close(fd);
   if (!ok) {

@@ -14,6 +14,7 @@
 #include "common/strings.h"
 #include "controller/ctl/ctl_config.h"
 #include "controller/ctl/output.h"
+#include "controller/resource/resource.h"
 #include "controller/resource/resource_yaml.h"
 #include "controller/resource/snapshot.h"
 #include "strait/v1/admin.grpc.pb.h"
@@ -37,6 +38,10 @@ int fail(const grpc::Status& status) {
   if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) hint = " (check --token/--token-file or the context)";
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) hint = " (is the controller running? check --controller and --ca-file)";
   return fail(status.error_message() + hint);
+}
+
+int64_t now_unix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 int64_t now_millis() {
@@ -73,11 +78,35 @@ absl::StatusOr<std::vector<Resource>> read_files(const std::vector<std::string>&
 
 std::string lower(const std::string& text) { return common::to_lower(text); }
 
-std::string labels_text(const google::protobuf::Map<std::string, std::string>& labels) {
+using LabelMap = google::protobuf::Map<std::string, std::string>;
+
+std::string labels_text(const LabelMap& labels, std::string_view none = "<none>") {
   std::vector<std::string> entries;
   for (const auto& [key, value] : labels) entries.push_back(key + "=" + value);
   std::sort(entries.begin(), entries.end());
-  return entries.empty() ? "<none>" : common::join(entries, ",");
+  return entries.empty() ? std::string(none) : common::join(entries, ",");
+}
+
+// One "key=value" as kubectl writes labels; the key must not be empty, the value may be.
+absl::Status add_label(std::string_view entry, LabelMap& labels) {
+  size_t equals = entry.find('=');
+  if (equals == std::string_view::npos || equals == 0) {
+    return absl::InvalidArgumentError(str_cat("\"", entry, "\" is not key=value"));
+  }
+  std::string key(entry.substr(0, equals));
+  if (!labels.insert({key, std::string(entry.substr(equals + 1))}).second) {
+    return absl::InvalidArgumentError(str_cat("label key \"", key, "\" given twice"));
+  }
+  return absl::OkStatus();
+}
+
+// "k=v,k2=v2", as --labels takes it.
+absl::StatusOr<LabelMap> parse_label_list(std::string_view text) {
+  LabelMap labels;
+  for (auto entry : common::split(text, ',', true)) {
+    if (auto status = add_label(common::strip_whitespace(entry), labels); !status.ok()) return status;
+  }
+  return labels;
 }
 
 std::string counted(int count, std::string_view noun) { return str_cat(count, " ", noun, count == 1 ? "" : "s"); }
@@ -336,6 +365,15 @@ int diff(Ctl& ctl, const std::vector<std::string>& files) {
   return changed ? 1 : 0;
 }
 
+std::string agent_status(const admin::v1::AgentInfo& agent) {
+  // Enrolled but never sent a snapshot: "in sync" would claim more than we know.
+  if (!agent.connected() && agent.desired_version().empty()) return "not connected";
+  if (!agent.last_nack_error().empty() && agent.last_nack_version() == agent.desired_version()) {
+    return "refused: " + agent.last_nack_error();
+  }
+  return agent.applied_version() == agent.desired_version() ? "in sync" : "pending";
+}
+
 int agents(Ctl& ctl, const std::string& output) {
   admin::v1::AgentsResponse response;
   if (auto status = ctl.stub().Agents(ctl.context().get(), admin::v1::AgentsRequest(), &response); !status.ok()) {
@@ -348,33 +386,146 @@ int agents(Ctl& ctl, const std::string& output) {
   std::vector<std::vector<std::string>> rows;
   int64_t now = now_millis();
   for (const auto& agent : response.agents()) {
-    std::string state = agent.applied_version() == agent.desired_version() ? "in sync" : "pending";
-    if (!agent.last_nack_error().empty() && agent.last_nack_version() == agent.desired_version()) {
-      state = "refused: " + agent.last_nack_error();
-    }
-    rows.push_back({agent.id(), labels_text(agent.labels()), agent.connected() ? "yes" : "no",
-                    agent.applied_version().empty() ? "-" : agent.applied_version(), std::to_string(agent.services_size()),
-                    ctl::age(agent.last_seen_unix_millis(), now), state});
+    rows.push_back({agent.id(), labels_text(agent.labels()), labels_text(agent.requested_labels(), "-"),
+                    agent.connected() ? "yes" : "no", agent.applied_version().empty() ? "-" : agent.applied_version(),
+                    std::to_string(agent.services_size()), ctl::age(agent.last_seen_unix_millis(), now),
+                    agent_status(agent)});
   }
   if (rows.empty()) {
-    std::cout << "No agents have connected yet.\n";
+    std::cout << "No agents are enrolled yet.\n";
     return 0;
   }
-  std::cout << ctl::format_table({"ID", "LABELS", "CONNECTED", "APPLIED", "SERVICES", "LAST SEEN", "STATUS"}, rows);
+  std::cout << ctl::format_table(
+      {"ID", "LABELS", "REQUESTED", "CONNECTED", "APPLIED", "SERVICES", "LAST SEEN", "STATUS"}, rows);
   return 0;
 }
 
-int create_token(Ctl& ctl, const std::string& ttl, const std::string& description) {
+int delete_agent(Ctl& ctl, const std::string& id) {
+  admin::v1::DeleteAgentRequest request;
+  request.set_id(id);
+  admin::v1::DeleteAgentResponse response;
+  if (auto status = ctl.stub().DeleteAgent(ctl.context().get(), request, &response); !status.ok()) return fail(status);
+  std::cout << "agent " << id << " deleted: its certificate no longer connects\n";
+  return 0;
+}
+
+// kubectl label's arguments: "key=value" sets a label, "key-" removes one.
+absl::Status add_label_change(std::string_view change, admin::v1::LabelAgentRequest& request) {
+  if (change.find('=') != std::string_view::npos) return add_label(change, *request.mutable_set());
+  if (change.size() > 1 && change.back() == '-') {
+    request.add_remove(std::string(change.substr(0, change.size() - 1)));
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(str_cat("\"", change, "\" is neither key=value nor key-"));
+}
+
+absl::StatusOr<admin::v1::LabelAgentRequest> label_request(const std::string& id,
+                                                           const std::vector<std::string>& changes) {
+  admin::v1::LabelAgentRequest request;
+  request.set_id(id);
+  for (const auto& change : changes) {
+    if (auto status = add_label_change(change, request); !status.ok()) return status;
+  }
+  // The controller removes before it sets, so "k=v k-" would quietly keep k: refuse, as kubectl does.
+  for (const auto& key : request.remove()) {
+    if (request.set().contains(key)) {
+      return absl::InvalidArgumentError(str_cat("label \"", key, "\" both set and removed"));
+    }
+  }
+  if (auto status = controller::check_labels(request.set(), "label"); !status.ok()) return status;
+  return request;
+}
+
+int label_agent(Ctl& ctl, const std::string& id, const std::vector<std::string>& changes) {
+  auto request = label_request(id, changes);
+  if (!request.ok()) return fail(std::string(request.status().message()), kExitUsage);
+  admin::v1::AgentInfo agent;
+  if (auto status = ctl.stub().LabelAgent(ctl.context().get(), *request, &agent); !status.ok()) return fail(status);
+  std::cout << "agent " << id << " labelled: " << labels_text(agent.labels()) << "\n";
+  return 0;
+}
+
+// A token grants "*" as "any value of this key", which no label value may spell; the key
+// itself is checked as any label key.
+absl::Status check_grants(const LabelMap& grants) {
+  LabelMap checked;
+  for (const auto& [key, value] : grants) checked[key] = value == "*" ? "" : value;
+  return controller::check_labels(checked, "--labels");
+}
+
+// A TTL of 0 never expires; anything else is whole seconds, so a sub-second one (which would
+// round to 0, "never") is refused rather than inverted.
+absl::StatusOr<int64_t> ttl_seconds(const std::string& ttl) {
+  auto duration = common::parse_timeout(ttl);
+  if (!duration.ok()) return duration.status();
+  int64_t seconds = std::chrono::duration_cast<std::chrono::seconds>(*duration).count();
+  if (seconds == 0 && duration->count() > 0) {
+    return absl::InvalidArgumentError("shorter than a second (0 never expires)");
+  }
+  return seconds;
+}
+
+int create_token(Ctl& ctl, const std::string& ttl, const std::string& description, const std::string& grants) {
   admin::v1::CreateTokenRequest request;
   request.set_description(description);
-  if (!ttl.empty() && ttl != "0") {
-    auto duration = common::parse_duration(ttl);
-    if (!duration.ok()) return fail(str_cat("--ttl: ", duration.status().message()), kExitUsage);
-    request.set_ttl_seconds(std::chrono::duration_cast<std::chrono::seconds>(*duration).count());
-  }
+  auto seconds = ttl_seconds(ttl);
+  if (!seconds.ok()) return fail(str_cat("--ttl: ", seconds.status().message()), kExitUsage);
+  request.set_ttl_seconds(*seconds);
+  auto labels = parse_label_list(grants);
+  if (!labels.ok()) return fail(str_cat("--labels: ", labels.status().message()), kExitUsage);
+  if (auto status = check_grants(*labels); !status.ok()) return fail(std::string(status.message()), kExitUsage);
+  *request.mutable_labels() = *labels;
   admin::v1::CreateTokenResponse response;
   if (auto status = ctl.stub().CreateToken(ctl.context().get(), request, &response); !status.ok()) return fail(status);
   std::cout << response.token() << "\n";
+  return 0;
+}
+
+std::string token_expiry(const admin::v1::TokenInfo& token, int64_t now) {
+  if (token.expired()) return "expired";  // the controller's clock decides, not ours
+  return ctl::until(token.expires_unix(), now);
+}
+
+// The ids while they fit a table cell, a count beyond.
+std::string token_agents(const admin::v1::TokenInfo& token) {
+  constexpr int kMaxListed = 3;
+  if (token.agents().empty()) return "-";
+  if (token.agents_size() > kMaxListed) return counted(token.agents_size(), "agent");
+  return common::join({token.agents().begin(), token.agents().end()}, ",");
+}
+
+int list_tokens(Ctl& ctl, const std::string& output) {
+  admin::v1::ListTokensResponse response;
+  if (auto status = ctl.stub().ListTokens(ctl.context().get(), admin::v1::ListTokensRequest(), &response);
+      !status.ok()) {
+    return fail(status);
+  }
+  if (output == "json" || output == "yaml") {
+    std::cout << (output == "json" ? common::message_to_json(response) : common::message_to_yaml(response));
+    return 0;
+  }
+  if (response.tokens().empty()) {
+    std::cout << "No join tokens.\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  int64_t now = now_unix();
+  for (const auto& token : response.tokens()) {
+    rows.push_back({token.id(), token.description().empty() ? "-" : token.description(),
+                    labels_text(token.labels(), "-"), token_expiry(token, now), token_agents(token)});
+  }
+  std::cout << ctl::format_table({"ID", "DESCRIPTION", "GRANTS", "EXPIRES", "AGENTS"}, rows);
+  return 0;
+}
+
+int delete_token(Ctl& ctl, const std::string& id, bool revoke_agents) {
+  admin::v1::DeleteTokenRequest request;
+  request.set_id(id);
+  request.set_revoke_agents(revoke_agents);
+  admin::v1::DeleteTokenResponse response;
+  if (auto status = ctl.stub().DeleteToken(ctl.context().get(), request, &response); !status.ok()) return fail(status);
+  std::cout << "token " << id << " deleted\n";
+  for (const auto& agent : response.revoked_agents()) std::cout << "agent " << agent << " revoked\n";
   return 0;
 }
 
@@ -427,9 +578,9 @@ int main(int argc, char** argv) {
   app.add_option("--ca-file", flags.ca_file, "CA to trust (the controller's ca.pem)");
   app.add_option("--context", context_name, "context of ~/.config/strait/config.yaml to use");
 
-  std::vector<std::string> files;
-  std::string kind, name, output = "table", ttl, description;
-  bool show_secrets = false, use = false;
+  std::vector<std::string> files, label_changes;
+  std::string kind, name, id, output = "table", ttl = "24h", description, grants;
+  bool show_secrets = false, use = false, revoke_agents = false;
   auto add_output = [&](CLI::App* command) {
     command->add_option("-o,--output", output, "table, yaml or json")->check(CLI::IsMember({"table", "yaml", "json"}));
   };
@@ -450,14 +601,28 @@ int main(int argc, char** argv) {
   auto* diff_command = app.add_subcommand("diff", "what applying files would change, and on which agents");
   diff_command->add_option("-f,--filename", files, "file (- for stdin); repeatable")->required();
   auto* agents_command = app.add_subcommand("agents", "the fleet: labels, connection, applied version, status");
+  agents_command->require_subcommand(0, 1);  // plain `agents` lists
   add_output(agents_command);
+  auto* agents_delete =
+      agents_command->add_subcommand("delete", "revoke an agent's certificate; its id may enrol again");
+  agents_delete->add_option("id", id, "agent id")->required();
+  auto* agents_label = agents_command->add_subcommand("label", "set (key=value) or remove (key-) an agent's labels");
+  agents_label->add_option("id", id, "agent id")->required();
+  agents_label->add_option("labels", label_changes, "key=value to set, key- to remove")->required();
   auto* watch_command = app.add_subcommand("watch", "print every change of the resources as it happens");
   watch_command->add_option("kind", kind);
   auto* token_command = app.add_subcommand("token", "join tokens for agents");
   token_command->require_subcommand(1);
   auto* token_create = token_command->add_subcommand("create", "create a join token and print it");
-  token_create->add_option("--ttl", ttl, "lifetime, e.g. 24h (default: no expiry)");
+  // 24h unless told otherwise, as kubeadm's tokens: a forgotten join token should not stay valid.
+  token_create->add_option("--ttl", ttl, "lifetime, e.g. 1h or 720h; 0 never expires")->capture_default_str();
   token_create->add_option("--description", description, "what the token is for");
+  token_create->add_option("--labels", grants, "labels it grants, k=v,k2=v2 (v * grants any value of k)");
+  auto* token_list = token_command->add_subcommand("list", "join tokens, what they grant, who enrolled with them");
+  add_output(token_list);
+  auto* token_delete = token_command->add_subcommand("delete", "a join token enrols no one any more");
+  token_delete->add_option("id", id, "token id (token list's ID)")->required();
+  token_delete->add_flag("--revoke-agents", revoke_agents, "also delete the agents it enrolled");
   auto* config_command = app.add_subcommand("config", "contexts in ~/.config/strait/config.yaml");
   config_command->require_subcommand(1);
   auto* set_context_command = config_command->add_subcommand("set-context", "create or update a context");
@@ -492,12 +657,20 @@ int main(int argc, char** argv) {
       code = remove(ctl, kind, name, files);
     } else if (diff_command->parsed()) {
       code = diff(ctl, files);
+    } else if (agents_delete->parsed()) {
+      code = delete_agent(ctl, id);
+    } else if (agents_label->parsed()) {
+      code = label_agent(ctl, id, label_changes);
     } else if (agents_command->parsed()) {
       code = agents(ctl, output);
     } else if (watch_command->parsed()) {
       code = watch(ctl, kind);
     } else if (token_create->parsed()) {
-      code = create_token(ctl, ttl, description);
+      code = create_token(ctl, ttl, description, grants);
+    } else if (token_list->parsed()) {
+      code = list_tokens(ctl, output);
+    } else if (token_delete->parsed()) {
+      code = delete_token(ctl, id, revoke_agents);
     }
   }
   grpc_shutdown_blocking();

@@ -58,12 +58,27 @@ std::string line_diff(const std::string& before, const std::string& after) {
   return out;
 }
 
+namespace {
+
+// How long, to the unit a reader needs: "45s", "5m", "23h", "6d".
+std::string coarse(int64_t seconds) {
+  if (seconds < 120) return common::str_cat(seconds, "s");
+  if (seconds < 7200) return common::str_cat(seconds / 60, "m");
+  if (seconds < 48 * 3600) return common::str_cat(seconds / 3600, "h");
+  return common::str_cat(seconds / 86400, "d");
+}
+
+}  // namespace
+
 std::string age(int64_t unix_millis, int64_t now_millis) {
   if (unix_millis <= 0) return "never";
-  int64_t seconds = std::max<int64_t>(0, (now_millis - unix_millis) / 1000);
-  if (seconds < 120) return common::str_cat(seconds, "s ago");
-  if (seconds < 7200) return common::str_cat(seconds / 60, "m ago");
-  return common::str_cat(seconds / 3600, "h ago");
+  return coarse(std::max<int64_t>(0, (now_millis - unix_millis) / 1000)) + " ago";
+}
+
+std::string until(int64_t unix_seconds, int64_t now_seconds) {
+  if (unix_seconds <= 0) return "never";
+  if (unix_seconds <= now_seconds) return "expired";
+  return "in " + coarse(unix_seconds - now_seconds);
 }
 
 }  // namespace strait::ctl

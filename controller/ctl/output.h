@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,7 +12,11 @@ std::string format_table(const std::vector<std::string>& header, const std::vect
 // A line diff of two texts: unchanged lines start with "  ", removed with "- ", added with "+ ".
 std::string line_diff(const std::string& before, const std::string& after);
 
-// "3s ago", "5m ago", "never".
+// "3s ago", "5m ago", "2d ago", "never".
 std::string age(int64_t unix_millis, int64_t now_millis);
+
+// When something that may expire does, in seconds as the Admin API gives them: "in 23h",
+// "expired", or "never" for 0.
+std::string until(int64_t unix_seconds, int64_t now_seconds);
 
 }  // namespace strait::ctl

@@ -56,8 +56,7 @@ bool valid_name(const std::string& name) {
   return true;
 }
 
-// Label keys and values as Kubernetes has them: up to 63 of [A-Za-z0-9._-] (keys may carry a
-// "prefix/"), so that they print and match the same everywhere.
+// Keys and values print and match the same everywhere.
 bool valid_label(std::string_view text, bool is_key) {
   if (text.size() > (is_key ? 253 : 63) || (is_key && text.empty())) return false;
   for (char c : text) {
@@ -67,15 +66,6 @@ bool valid_label(std::string_view text, bool is_key) {
   return true;
 }
 
-absl::Status check_labels(const google::protobuf::Map<std::string, std::string>& labels, std::string_view what) {
-  for (const auto& [key, value] : labels) {
-    if (!valid_label(key, true) || !valid_label(value, false)) {
-      return absl::InvalidArgumentError(common::str_cat(
-          what, " \"", key, "=", value, "\": keys and values are letters, digits, '-', '.' and '_' (keys may have a prefix/)"));
-    }
-  }
-  return absl::OkStatus();
-}
 
 bool is_secret_key(std::string_view key) {
   std::string lower = common::to_lower(key);
@@ -116,6 +106,16 @@ void redact_message(Message& message) {
 }
 
 }  // namespace
+
+absl::Status check_labels(const google::protobuf::Map<std::string, std::string>& labels, std::string_view what) {
+  for (const auto& [key, value] : labels) {
+    if (!valid_label(key, true) || !valid_label(value, false)) {
+      return absl::InvalidArgumentError(common::str_cat(
+          what, " \"", key, "=", value, "\": keys and values are letters, digits, '-', '.' and '_' (keys may have a prefix/)"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 const std::vector<std::string>& resource_kinds() {
   static const std::vector<std::string> kinds = [] {

@@ -31,6 +31,10 @@ google::protobuf::Message* mutable_spec(Resource& resource);
 // matches the kind, and sets the spec's own name to the resource name.
 absl::Status normalize_resource(Resource& resource);
 
+// Label keys and values as Kubernetes has them: up to 63 of [A-Za-z0-9._-] (keys up to 253,
+// with an optional "prefix/"). `what` names the field in the error.
+absl::Status check_labels(const google::protobuf::Map<std::string, std::string>& labels, std::string_view what);
+
 // Replaces passwords and keys with "********" (auth, tls keys, metadata keys that hold secrets).
 void redact_secrets(Resource& resource);
 

@@ -2,7 +2,7 @@
 
 #include <openssl/evp.h>
 
-#include <algorithm>
+#include <unordered_set>
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
@@ -14,13 +14,13 @@ using config::v1::Config;
 
 Config compute_snapshot(const std::vector<Resource>& resources, const Labels& agent_labels) {
   References references;
-  std::vector<const Resource*> chosen;
+  std::unordered_set<const Resource*> chosen;
   // Services (and supporting resources with an explicit placement) placed on this agent.
   for (const auto& resource : resources) {
     bool is_service = resource.spec_case() == Resource::kService;
     bool explicitly_placed = !resource.metadata().placement().match_labels().empty();
     if ((is_service || explicitly_placed) && placement_matches(resource, agent_labels)) {
-      chosen.push_back(&resource);
+      chosen.insert(&resource);
       if (is_service) references.of_service(resource.service());
     }
   }
@@ -37,7 +37,7 @@ Config compute_snapshot(const std::vector<Resource>& resources, const Labels& ag
   }
   Config config;
   for (const auto& resource : resources) {
-    bool placed = std::find(chosen.begin(), chosen.end(), &resource) != chosen.end();
+    bool placed = chosen.contains(&resource);
     if (placed || (resource.spec_case() != Resource::kService &&
                    references.contains(resource.kind(), resource.metadata().name()))) {
       add_to_config(config, resource);

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/log_escape.h"
 #include "common/strings.h"
 #include "controller/resource/diff.h"
 #include "controller/resource/resource.h"
@@ -24,6 +25,16 @@ Status to_grpc(const absl::Status& status) {
 }
 
 std::string canonical_or_empty(const std::string& kind) { return kind.empty() ? "" : canonical_kind(kind); }
+
+std::string escaped(std::string_view text) {
+  std::string out;
+  common::append_text_escaped(out, text);
+  return out;
+}
+
+int64_t now_unix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 Resource redacted(Resource resource, bool show_secrets) {
   if (!show_secrets) redact_secrets(resource);
@@ -87,11 +98,14 @@ Status AdminService::List(grpc::ServerContext* context, const admin::v1::ListReq
   if (!request->kind().empty() && kind.empty()) {
     return Status(StatusCode::INVALID_ARGUMENT, "unknown kind \"" + request->kind() + "\"");
   }
-  int64_t revision = store_.revision();
-  auto resources = store_.list(kind);
-  if (!resources.ok()) return to_grpc(resources.status());
-  for (auto& resource : *resources) *response->add_resources() = redacted(std::move(resource), request->show_secrets());
-  response->set_revision(revision);
+  auto all = store_.read_all();
+  if (!all.ok()) return to_grpc(all.status());
+  for (auto& resource : all->resources) {
+    if (kind.empty() || resource.kind() == kind) {
+      *response->add_resources() = redacted(std::move(resource), request->show_secrets());
+    }
+  }
+  response->set_revision(all->revision);
   return Status::OK;
 }
 
@@ -190,11 +204,83 @@ Status AdminService::Agents(grpc::ServerContext* context, const admin::v1::Agent
 Status AdminService::CreateToken(grpc::ServerContext* context, const admin::v1::CreateTokenRequest* request,
                                  admin::v1::CreateTokenResponse* response) {
   if (auto status = authorize(*context); !status.ok()) return status;
-  auto created = credentials_.create_join_token(request->description(), request->ttl_seconds());
+  std::map<std::string, std::string> grants(request->labels().begin(), request->labels().end());
+  auto created = credentials_.create_join_token(request->description(), request->ttl_seconds(), grants);
   if (!created.ok()) return to_grpc(created.status());
   *response = *created;
-  spdlog::info("join token {} created{}", created->id(),
-               request->description().empty() ? "" : " (" + request->description() + ")");
+  spdlog::info("join token {} created{}{}", created->id(),
+               request->description().empty() ? "" : " (" + escaped(request->description()) + ")",
+               grants.empty() ? "" : ", granting " + label_key(grants));
+  return Status::OK;
+}
+
+Status AdminService::ListTokens(grpc::ServerContext* context, const admin::v1::ListTokensRequest*,
+                                admin::v1::ListTokensResponse* response) {
+  if (auto status = authorize(*context); !status.ok()) return status;
+  auto tokens = store_.list_tokens();
+  if (!tokens.ok()) return to_grpc(tokens.status());
+  std::map<std::string, std::vector<std::string>> enrolled;
+  for (const auto& agent : fleet_.agents()) enrolled[agent.token_id()].push_back(agent.id());
+  int64_t now = now_unix();
+  for (const auto& token : *tokens) {
+    auto& info = *response->add_tokens();
+    info.set_id(token.id);
+    info.set_description(token.description);
+    info.set_created_unix(token.created_unix);
+    info.set_expires_unix(token.expires_unix);
+    info.mutable_labels()->insert(token.grants.begin(), token.grants.end());
+    info.set_expired(token.expires_unix != 0 && token.expires_unix <= now);
+    for (const auto& agent : enrolled[token.id]) info.add_agents(agent);
+  }
+  return Status::OK;
+}
+
+Status AdminService::DeleteToken(grpc::ServerContext* context, const admin::v1::DeleteTokenRequest* request,
+                                 admin::v1::DeleteTokenResponse* response) {
+  if (auto status = authorize(*context); !status.ok()) return status;
+  auto removed = store_.remove_token(request->id());
+  if (!removed.ok()) return to_grpc(removed.status());
+  if (!*removed) return Status(StatusCode::NOT_FOUND, "join token \"" + escaped(request->id()) + "\" not found");
+  spdlog::info("join token {} deleted: it enrols no one any more", escaped(request->id()));
+  if (!request->revoke_agents()) return Status::OK;
+  for (const auto& agent : fleet_.agents()) {
+    if (agent.token_id() != request->id()) continue;
+    auto revoked = fleet_.remove_agent(agent.id(), "its join token " + request->id() + " was deleted");
+    if (!revoked.ok()) return to_grpc(revoked.status());
+    if (*revoked) response->add_revoked_agents(agent.id());
+  }
+  return Status::OK;
+}
+
+Status AdminService::DeleteAgent(grpc::ServerContext* context, const admin::v1::DeleteAgentRequest* request,
+                                 admin::v1::DeleteAgentResponse*) {
+  if (auto status = authorize(*context); !status.ok()) return status;
+  auto removed = fleet_.remove_agent(request->id(), "straitctl agents delete");
+  if (!removed.ok()) return to_grpc(removed.status());
+  if (!*removed) return Status(StatusCode::NOT_FOUND, "agent \"" + escaped(request->id()) + "\" is not enrolled");
+  return Status::OK;
+}
+
+Status AdminService::LabelAgent(grpc::ServerContext* context, const admin::v1::LabelAgentRequest* request,
+                                admin::v1::AgentInfo* response) {
+  if (auto status = authorize(*context); !status.ok()) return status;
+  if (auto status = check_labels(request->set(), "label"); !status.ok()) return to_grpc(status);
+  auto record = fleet_.record(request->id());
+  if (!record) return Status(StatusCode::NOT_FOUND, "agent \"" + escaped(request->id()) + "\" is not enrolled");
+  for (const auto& key : request->remove()) {
+    record->mutable_labels()->erase(key);
+    record->mutable_requested_labels()->erase(key);
+  }
+  for (const auto& [key, value] : request->set()) {
+    (*record->mutable_labels())[key] = value;
+    record->mutable_requested_labels()->erase(key);
+  }
+  if (auto status = fleet_.save_record(*record); !status.ok()) return to_grpc(status);
+  spdlog::info("agent {} labels now {}", record->id(),
+               label_key(Labels(record->labels().begin(), record->labels().end())));
+  for (auto& agent : fleet_.agents()) {
+    if (agent.id() == record->id()) *response = std::move(agent);
+  }
   return Status::OK;
 }
 

@@ -28,6 +28,14 @@ class AdminService final : public admin::v1::Admin::Service {
                       admin::v1::AgentsResponse* response) override;
   grpc::Status CreateToken(grpc::ServerContext* context, const admin::v1::CreateTokenRequest* request,
                            admin::v1::CreateTokenResponse* response) override;
+  grpc::Status ListTokens(grpc::ServerContext* context, const admin::v1::ListTokensRequest* request,
+                          admin::v1::ListTokensResponse* response) override;
+  grpc::Status DeleteToken(grpc::ServerContext* context, const admin::v1::DeleteTokenRequest* request,
+                           admin::v1::DeleteTokenResponse* response) override;
+  grpc::Status DeleteAgent(grpc::ServerContext* context, const admin::v1::DeleteAgentRequest* request,
+                           admin::v1::DeleteAgentResponse* response) override;
+  grpc::Status LabelAgent(grpc::ServerContext* context, const admin::v1::LabelAgentRequest* request,
+                          admin::v1::AgentInfo* response) override;
 
  private:
   grpc::Status authorize(grpc::ServerContext& context);

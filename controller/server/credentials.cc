@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/strings.h"
+#include "controller/resource/resource.h"
 
 namespace strait::controller {
 namespace {
@@ -79,17 +80,23 @@ bool Credentials::admin_allowed(std::string_view authorization) const {
   return token.size() == admin_token_.size() && CRYPTO_memcmp(token.data(), admin_token_.data(), token.size()) == 0;
 }
 
-bool Credentials::join_allowed(std::string_view authorization) const {
+std::optional<JoinToken> Credentials::join_token(std::string_view authorization) const {
   std::string_view token = bearer_token(authorization);
-  if (token.empty()) return false;
+  if (token.empty() || token.size() > 256) return std::nullopt;
   auto found = store_.find_token(sha256_hex(token), now_unix());
-  return found.ok() && found->has_value();
+  if (!found.ok()) return std::nullopt;
+  return *found;
 }
 
-absl::StatusOr<admin::v1::CreateTokenResponse> Credentials::create_join_token(const std::string& description,
-                                                                              int64_t ttl_seconds) {
-  if (ttl_seconds < 0) return absl::InvalidArgumentError("a token's TTL cannot be negative");
+absl::StatusOr<admin::v1::CreateTokenResponse> Credentials::create_join_token(
+    const std::string& description, int64_t ttl_seconds, const std::map<std::string, std::string>& grants) {
+  if (ttl_seconds < 0) return absl::InvalidArgumentError("ttl_seconds: a token's TTL cannot be negative");
+  if (description.size() > 256) return absl::InvalidArgumentError("description: longer than 256 bytes");
+  google::protobuf::Map<std::string, std::string> checked;
+  for (const auto& [key, value] : grants) checked[key] = value == "*" ? "any" : value;
+  if (auto status = check_labels(checked, "labels"); !status.ok()) return status;
   JoinToken token;
+  token.grants = grants;
   token.id = random_hex(4);
   std::string secret = common::str_cat("sj_", token.id, "_", random_hex(20));
   token.secret_hash = sha256_hex(secret);

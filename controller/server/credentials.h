@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,9 +19,11 @@ class Credentials {
   Credentials(Store& store, std::string admin_token);
 
   bool admin_allowed(std::string_view authorization) const;
-  bool join_allowed(std::string_view authorization) const;
-  absl::StatusOr<admin::v1::CreateTokenResponse> create_join_token(const std::string& description,
-                                                                   int64_t ttl_seconds);
+  // The join token of an "authorization" value, when it exists and has not expired.
+  std::optional<JoinToken> join_token(std::string_view authorization) const;
+  // `grants`: labels the token may grant ("*" for any value of a key), checked here.
+  absl::StatusOr<admin::v1::CreateTokenResponse> create_join_token(const std::string& description, int64_t ttl_seconds,
+                                                                   const std::map<std::string, std::string>& grants);
 
  private:
   Store& store_;

@@ -2,32 +2,63 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/log_escape.h"
 #include "common/strings.h"
 #include "controller/resource/snapshot.h"
 
 namespace strait::controller {
 namespace {
 
+using common::str_cat;
+
 int64_t now_millis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
+int64_t now_unix() { return now_millis() / 1000; }
+
 // "<store revision>.<content digest>": the revision says when, the digest what.
 std::string snapshot_version(int64_t revision, const std::string& fingerprint) {
-  return std::to_string(revision) + "." + fingerprint.substr(0, 8);
+  return str_cat(revision, ".", fingerprint);
 }
+
+// The content digest of a version an agent reports; empty when it has none.
+std::string digest_of(std::string_view version) {
+  auto dot = version.find('.');
+  if (dot == std::string_view::npos || version.size() - dot - 1 < 8) return "";
+  return std::string(version.substr(dot + 1));
+}
+
+// True when an agent serving content `held_digest` already serves `fingerprint`. Agents of
+// earlier controllers report the first 8 digits of it.
+bool holds(const std::string& held_digest, const std::string& fingerprint) {
+  return !held_digest.empty() && fingerprint.starts_with(held_digest);
+}
+
+std::string escaped(std::string_view text) {
+  std::string out;
+  common::append_text_escaped(out, text);
+  return out;
+}
+
+Labels labels_of(const AgentRecord& record) { return Labels(record.labels().begin(), record.labels().end()); }
 
 }  // namespace
 
-Fleet::Fleet(Store& store, ControllerMetrics& metrics, std::chrono::milliseconds coalesce)
-    : store_(store), metrics_(metrics), coalesce_(coalesce) {
+std::string label_key(const Labels& labels) {
+  std::vector<std::string> parts;
+  for (const auto& [key, value] : labels) parts.push_back(str_cat(key, "=", value));
+  return common::join(parts, ",");
+}
+
+Fleet::Fleet(Store& store, ControllerMetrics& metrics, FleetOptions options)
+    : store_(store), metrics_(metrics), options_(options) {
   watch_id_ = store_.watch([this](const StoreEvent&) {
     std::lock_guard lock(mutex_);
-    dirty_ = true;
+    store_changed_ = true;
     wake_.notify_one();
   });
-  worker_ = std::thread([this] { run(); });
 }
 
 Fleet::~Fleet() {
@@ -37,40 +68,131 @@ Fleet::~Fleet() {
     stopping_ = true;
     wake_.notify_one();
   }
-  worker_.join();
+  if (worker_.joinable()) worker_.join();
 }
 
-uint64_t Fleet::connect(const control::v1::Hello& hello, const std::string& peer, AgentStream* stream) {
-  auto resources = store_.list("");
-  int64_t revision = store_.revision();
+absl::Status Fleet::load() {
+  auto records = store_.list_agents();
+  if (!records.ok()) return records.status();
+  auto resources = store_.read_all();
+  if (!resources.ok()) return resources.status();
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& record : *records) adopt_record_locked(agents_[record.id()], record);
+    resources_ = std::make_shared<const StoreSnapshot>(*std::move(resources));
+    metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
+    metrics_.store_revision.store(resources_->revision);
+    metrics_.resources.store(static_cast<int64_t>(resources_->resources.size()));
+  }
+  worker_ = std::thread([this] { run(); });
+  return absl::OkStatus();
+}
+
+void Fleet::adopt_record_locked(Agent& agent, const AgentRecord& record) {
+  agent.record = record;
+  agent.label_key = label_key(labels_of(record));
+  agent.info.set_id(record.id());
+  *agent.info.mutable_labels() = record.labels();
+  *agent.info.mutable_requested_labels() = record.requested_labels();
+  agent.info.set_token_id(record.token_id());
+  agent.info.set_enrolled_unix(record.enrolled_unix());
+  agent.info.set_certificate_expires_unix(record.certificate_expires_unix());
+  if (agent.stream == nullptr) agent.info.set_last_seen_unix_millis(record.last_seen_unix() * 1000);
+}
+
+std::optional<AgentRecord> Fleet::record(const std::string& agent_id) const {
   std::lock_guard lock(mutex_);
-  auto [it, inserted] = agents_.try_emplace(hello.agent_id());
+  auto it = agents_.find(agent_id);
+  if (it == agents_.end()) return std::nullopt;
+  return it->second.record;
+}
+
+absl::Status Fleet::save_record(const AgentRecord& record) {
+  if (auto status = store_.put_agent(record); !status.ok()) return status;
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = agents_.try_emplace(record.id());
   Agent& agent = it->second;
-  if (inserted) metrics_.agents_known.fetch_add(1);
+  std::string previous_key = agent.label_key;
+  adopt_record_locked(agent, record);
+  if (inserted) metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
+  if (agent.stream != nullptr && agent.label_key != previous_key) {
+    unevaluated_.insert(record.id());
+    wake_.notify_one();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Fleet::remove_agent(const std::string& agent_id, const std::string& why) {
+  auto removed = store_.remove_agent(agent_id);
+  if (!removed.ok()) return removed.status();
+  std::lock_guard lock(mutex_);
+  auto it = agents_.find(agent_id);
+  if (it == agents_.end()) return *removed;
+  if (it->second.stream != nullptr) {
+    it->second.stream->close(absl::PermissionDeniedError(str_cat("agent ", agent_id, " was deleted (", why, ")")));
+    metrics_.agents_connected.fetch_sub(1);
+  }
+  agents_.erase(it);
+  unevaluated_.erase(agent_id);
+  unsaved_.erase(agent_id);
+  metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
+  spdlog::info("agent {} deleted ({}): its certificates no longer connect", agent_id, why);
+  return true;
+}
+
+absl::StatusOr<uint64_t> Fleet::connect(const AgentIdentity& identity, const control::v1::Hello& hello,
+                                        const std::string& peer, AgentStream* stream) {
+  std::lock_guard lock(mutex_);
+  auto it = agents_.find(identity.id);
+  if (it == agents_.end()) {
+    metrics_.refused(Refusal::kRevoked);
+    return absl::PermissionDeniedError(str_cat("agent ", identity.id, " is not enrolled (deleted?); enrol it again"));
+  }
+  Agent& agent = it->second;
+  const auto& serials = agent.record.certificate_serials();
+  if (std::find(serials.begin(), serials.end(), identity.serial_hex) == serials.end()) {
+    metrics_.refused(Refusal::kRevoked);
+    return absl::PermissionDeniedError(
+        str_cat("this certificate of agent ", identity.id, " was revoked or superseded by a renewal"));
+  }
+  auto now = std::chrono::steady_clock::now();
   if (agent.stream != nullptr) {
-    spdlog::info("agent {}: a new stream from {} replaces the one from {}", hello.agent_id(), peer, agent.info.peer());
-    agent.stream->close("replaced by a newer stream of the same agent");
+    auto silent = now - agent.last_message;
+    if (silent < options_.stream_liveness) {
+      metrics_.refused(Refusal::kDuplicateStream);
+      return absl::AlreadyExistsError(str_cat("agent ", identity.id, " already has a live stream from ",
+                                              agent.info.peer(), "; two agents cannot share one identity"));
+    }
+    spdlog::info("agent {}: a new stream from {} replaces the one from {}, silent for {} s", identity.id, peer,
+                 agent.info.peer(), std::chrono::duration_cast<std::chrono::seconds>(silent).count());
+    agent.stream->close(absl::AbortedError("replaced by a newer stream of the same agent"));
   } else {
     metrics_.agents_connected.fetch_add(1);
   }
   agent.stream = stream;
   agent.session = ++next_session_;
-  agent.labels = Labels(hello.labels().begin(), hello.labels().end());
-  agent.info.set_id(hello.agent_id());
-  *agent.info.mutable_labels() = hello.labels();
+  agent.last_message = now;
+  agent.certificate_not_after = identity.not_after_unix;
   agent.info.set_connected(true);
   agent.info.set_peer(peer);
   agent.info.set_agent_version(hello.agent_version());
   agent.info.set_applied_version(hello.applied_version());
+  agent.info.set_desired_version("");
   agent.info.set_last_seen_unix_millis(now_millis());
-  // Whatever the agent serves, this new stream starts with a full snapshot.
-  agent.sent_fingerprint.clear();
-  std::vector<std::string> labels;
-  for (const auto& [key, value] : agent.labels) labels.push_back(key + "=" + value);
-  spdlog::info("agent {} connected from {} (labels {}, serving {})", hello.agent_id(), peer,
-               labels.empty() ? "none" : common::join(labels, ","),
-               hello.applied_version().empty() ? "nothing yet" : hello.applied_version());
-  if (resources.ok()) push_locked(agent, *resources, revision);
+  agent.held_digest = digest_of(hello.applied_version());
+  agent.target_fingerprint.clear();
+  agent.in_flight.reset();
+  agent.pending.reset();
+  spdlog::info("agent {} connected from {} (labels {}, serving {})", identity.id, peer,
+               agent.label_key.empty() ? "none" : agent.label_key,
+               hello.applied_version().empty() ? "nothing yet" : escaped(hello.applied_version()));
+  auto built = built_.find(agent.label_key);
+  if (built != built_.end()) {
+    offer_locked(agent, built->second);
+  } else {
+    unevaluated_.insert(identity.id);
+    wake_.notify_one();
+  }
   return agent.session;
 }
 
@@ -79,7 +201,13 @@ void Fleet::disconnect(const std::string& agent_id, uint64_t session) {
   Agent* agent = find_session_locked(agent_id, session);
   if (agent == nullptr) return;
   agent->stream = nullptr;
+  agent->in_flight.reset();
+  agent->pending.reset();
   agent->info.set_connected(false);
+  agent->info.set_last_seen_unix_millis(now_millis());
+  agent->record.set_last_seen_unix(now_unix());
+  unsaved_.insert(agent_id);
+  unevaluated_.erase(agent_id);
   metrics_.agents_connected.fetch_sub(1);
   spdlog::info("agent {} disconnected", agent_id);
 }
@@ -88,43 +216,58 @@ void Fleet::on_ack(const std::string& agent_id, uint64_t session, const control:
   std::lock_guard lock(mutex_);
   Agent* agent = find_session_locked(agent_id, session);
   if (agent == nullptr) return;
+  agent->last_message = std::chrono::steady_clock::now();
   agent->info.set_last_seen_unix_millis(now_millis());
-  bool current = ack.nonce() == agent->sent_nonce;
+  // Only the answer to the snapshot in flight counts; anything else is stale or made up.
+  if (agent->in_flight == nullptr || ack.nonce() != agent->in_flight->nonce) return;
   if (ack.accepted()) {
-    agent->info.set_applied_version(ack.version());
+    agent->info.set_applied_version(agent->in_flight->message->snapshot().version());
+    agent->held_digest = agent->in_flight->fingerprint;
     metrics_.acks.fetch_add(1);
-    if (current) {
-      metrics_.observe_push_to_ack(std::chrono::duration<double>(std::chrono::steady_clock::now() - agent->sent_at).count());
+    metrics_.observe_push_to_ack(std::chrono::duration<double>(std::chrono::steady_clock::now() - agent->sent_at).count());
+  } else {
+    metrics_.nacks.fetch_add(1);
+    const std::string& version = agent->in_flight->message->snapshot().version();
+    agent->info.set_last_nack_version(version);
+    std::string reason = ack.error();
+    for (const auto& error : ack.resource_errors()) {
+      if (reason.find(error.message()) == std::string::npos) {
+        reason += str_cat("; ", error.kind(), " ", error.name(), ": ", error.message());
+      }
     }
-    return;
+    reason = escaped(reason.substr(0, 4096));
+    agent->info.set_last_nack_error(reason);
+    spdlog::warn("agent {} refused snapshot {}: {}; it keeps serving {}", agent_id, version, reason,
+                 agent->info.applied_version().empty() ? "nothing" : escaped(agent->info.applied_version()));
   }
-  metrics_.nacks.fetch_add(1);
-  agent->info.set_last_nack_version(ack.version());
-  std::string reason = ack.error();
-  for (const auto& error : ack.resource_errors()) {
-    if (reason.find(error.message()) == std::string::npos) reason += "; " + error.kind() + " " + error.name() + ": " + error.message();
+  agent->in_flight.reset();
+  if (BuiltPtr next = std::move(agent->pending)) {
+    agent->pending.reset();
+    if (!holds(agent->held_digest, next->fingerprint)) send_locked(*agent, next);
   }
-  agent->info.set_last_nack_error(reason);
-  spdlog::warn("agent {} refused snapshot {}: {}; it keeps serving {}", agent_id, ack.version(), reason,
-               agent->info.applied_version().empty() ? "nothing" : agent->info.applied_version());
 }
 
 void Fleet::on_status(const std::string& agent_id, uint64_t session, const control::v1::Status& status) {
   std::lock_guard lock(mutex_);
   Agent* agent = find_session_locked(agent_id, session);
   if (agent == nullptr) return;
+  agent->last_message = std::chrono::steady_clock::now();
   agent->info.set_last_seen_unix_millis(now_millis());
   *agent->info.mutable_services() = status.services();
 }
 
 void Fleet::on_heartbeat(const std::string& agent_id, uint64_t session) {
   std::lock_guard lock(mutex_);
-  if (Agent* agent = find_session_locked(agent_id, session)) agent->info.set_last_seen_unix_millis(now_millis());
+  if (Agent* agent = find_session_locked(agent_id, session)) {
+    agent->last_message = std::chrono::steady_clock::now();
+    agent->info.set_last_seen_unix_millis(now_millis());
+  }
 }
 
 std::vector<admin::v1::AgentInfo> Fleet::agents() const {
   std::lock_guard lock(mutex_);
   std::vector<admin::v1::AgentInfo> out;
+  out.reserve(agents_.size());
   for (const auto& [id, agent] : agents_) out.push_back(agent.info);
   return out;
 }
@@ -132,7 +275,7 @@ std::vector<admin::v1::AgentInfo> Fleet::agents() const {
 std::vector<AgentLabels> Fleet::agent_labels() const {
   std::lock_guard lock(mutex_);
   std::vector<AgentLabels> out;
-  for (const auto& [id, agent] : agents_) out.push_back({id, agent.labels});
+  for (const auto& [id, agent] : agents_) out.push_back({id, labels_of(agent.record)});
   return out;
 }
 
@@ -142,43 +285,161 @@ Fleet::Agent* Fleet::find_session_locked(const std::string& agent_id, uint64_t s
   return &it->second;
 }
 
-void Fleet::push_locked(Agent& agent, const std::vector<Resource>& resources, int64_t revision) {
-  control::v1::ControllerMessage message;
-  auto& snapshot = *message.mutable_snapshot();
-  *snapshot.mutable_config() = compute_snapshot(resources, agent.labels);
-  std::string fingerprint = snapshot_fingerprint(snapshot.config());
-  if (fingerprint == agent.sent_fingerprint) return;
-  snapshot.set_version(snapshot_version(revision, fingerprint));
-  snapshot.set_nonce(std::to_string(++next_nonce_));
-  agent.sent_fingerprint = fingerprint;
-  agent.sent_nonce = snapshot.nonce();
+Fleet::BuiltPtr Fleet::build(const StoreSnapshot& resources, const Labels& labels, uint64_t nonce) {
+  auto message = std::make_shared<control::v1::ControllerMessage>();
+  auto& snapshot = *message->mutable_snapshot();
+  *snapshot.mutable_config() = compute_snapshot(resources.resources, labels);
+  auto built = std::make_shared<Built>();
+  built->fingerprint = snapshot_fingerprint(snapshot.config());
+  built->nonce = std::to_string(nonce);
+  snapshot.set_version(snapshot_version(resources.revision, built->fingerprint));
+  snapshot.set_nonce(built->nonce);
+  metrics_.snapshots_built.fetch_add(1);
+  built->message = std::move(message);
+  return built;
+}
+
+void Fleet::offer_locked(Agent& agent, const BuiltPtr& built) {
+  if (agent.stream == nullptr || built->fingerprint == agent.target_fingerprint) return;
+  agent.target_fingerprint = built->fingerprint;
+  if (agent.in_flight == nullptr && holds(agent.held_digest, built->fingerprint)) {
+    // It serves this already (it says so in its Hello): xDS answers only a different version.
+    agent.info.set_desired_version(agent.info.applied_version());
+    metrics_.pushes_skipped_on_connect.fetch_add(1);
+    return;
+  }
+  if (agent.in_flight != nullptr) {
+    agent.pending = built;  // replaces an older pending snapshot, never queues behind it
+    return;
+  }
+  send_locked(agent, built);
+}
+
+void Fleet::send_locked(Agent& agent, const BuiltPtr& built) {
+  agent.in_flight = built;
   agent.sent_at = std::chrono::steady_clock::now();
-  agent.info.set_desired_version(snapshot.version());
+  agent.info.set_desired_version(built->message->snapshot().version());
   metrics_.snapshots_pushed.fetch_add(1);
-  agent.stream->send(std::move(message));
+  agent.stream->send(built->message);
+}
+
+void Fleet::evaluate(std::unique_lock<std::mutex>& lock, const std::set<std::string>* only) {
+  std::vector<std::string> chosen;
+  if (only != nullptr) {
+    chosen.assign(only->begin(), only->end());
+    for (const auto& id : *only) unevaluated_.erase(id);
+  } else {
+    for (const auto& [id, agent] : agents_) {
+      if (agent.stream != nullptr) chosen.push_back(id);
+    }
+  }
+  std::map<std::string, Labels> wanted;
+  for (const auto& id : chosen) {
+    auto it = agents_.find(id);
+    if (it != agents_.end() && it->second.stream != nullptr && !built_.contains(it->second.label_key)) {
+      wanted.emplace(it->second.label_key, labels_of(it->second.record));
+    }
+  }
+  if (!wanted.empty()) {
+    // Only this thread replaces resources_, so what is built here is for the current one.
+    auto resources = resources_;
+    uint64_t nonce = next_nonce_;
+    next_nonce_ += wanted.size();
+    std::map<std::string, BuiltPtr> fresh;
+    lock.unlock();
+    for (const auto& [key, labels] : wanted) fresh.emplace(key, build(*resources, labels, ++nonce));
+    lock.lock();
+    built_.merge(fresh);
+  }
+  for (const auto& id : chosen) {
+    auto it = agents_.find(id);  // it may have gone while the lock was released
+    if (it == agents_.end() || it->second.stream == nullptr) continue;
+    if (auto built = built_.find(it->second.label_key); built != built_.end()) {
+      offer_locked(it->second, built->second);
+    } else {
+      unevaluated_.insert(id);  // relabelled while building
+    }
+  }
+}
+
+void Fleet::maintain(std::unique_lock<std::mutex>& lock) {
+  int64_t now = now_unix();
+  std::vector<AgentRecord> to_save;
+  std::vector<std::string> to_prune;
+  for (auto& [id, agent] : agents_) {
+    if (agent.stream != nullptr && agent.certificate_not_after != 0 && agent.certificate_not_after <= now) {
+      spdlog::warn("agent {}: its certificate expired; closing its stream", id);
+      agent.stream->close(absl::UnauthenticatedError("the agent certificate expired; renew or enrol again"));
+      agent.stream = nullptr;
+      agent.in_flight.reset();
+      agent.pending.reset();
+      agent.info.set_connected(false);
+      agent.record.set_last_seen_unix(now);
+      unsaved_.insert(id);
+      metrics_.agents_connected.fetch_sub(1);
+      continue;
+    }
+    auto retention = static_cast<int64_t>(options_.retention.count());
+    if (agent.stream == nullptr && agent.record.certificate_expires_unix() + retention <= now &&
+        agent.record.last_seen_unix() + retention <= now) {
+      to_prune.push_back(id);
+    }
+  }
+  for (const auto& id : unsaved_) {
+    if (auto it = agents_.find(id); it != agents_.end()) to_save.push_back(it->second.record);
+  }
+  unsaved_.clear();
+  lock.unlock();
+  for (const auto& record : to_save) {
+    if (auto status = store_.put_agent(record); !status.ok()) {
+      spdlog::warn("agent {}: cannot record when it was last seen: {}", record.id(), common::to_std(status.message()));
+    }
+  }
+  for (const auto& id : to_prune) {
+    auto removed = store_.remove_agent(id);
+    if (!removed.ok()) continue;
+    std::lock_guard relock(mutex_);
+    auto it = agents_.find(id);
+    if (it == agents_.end() || it->second.stream != nullptr) continue;
+    agents_.erase(it);
+    metrics_.agents_pruned.fetch_add(1);
+    metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
+    spdlog::info("agent {} forgotten: gone and its certificate expired for longer than the retention", id);
+  }
+  lock.lock();
 }
 
 void Fleet::run() {
   std::unique_lock lock(mutex_);
-  for (;;) {
-    wake_.wait(lock, [this] { return dirty_ || stopping_; });
+  auto next_maintenance = std::chrono::steady_clock::now() + options_.maintenance_interval;
+  while (!stopping_) {
+    wake_.wait_until(lock, next_maintenance, [this] { return store_changed_ || !unevaluated_.empty() || stopping_; });
     if (stopping_) return;
-    // Let a burst of changes settle so that it goes out as one push.
-    wake_.wait_for(lock, coalesce_, [this] { return stopping_; });
-    if (stopping_) return;
-    dirty_ = false;
-    lock.unlock();
-    auto resources = store_.list("");
-    int64_t revision = store_.revision();
-    lock.lock();
-    if (!resources.ok()) {
-      spdlog::error("cannot read the store to push snapshots: {}", common::to_std(resources.status().message()));
-      continue;
+    if (store_changed_) {
+      // Let a burst of changes settle so that it goes out as one push.
+      wake_.wait_for(lock, options_.coalesce, [this] { return stopping_; });
+      if (stopping_) return;
+      store_changed_ = false;
+      lock.unlock();
+      auto resources = store_.read_all();
+      lock.lock();
+      if (!resources.ok()) {
+        spdlog::error("cannot read the store to push snapshots: {}", common::to_std(resources.status().message()));
+      } else if (resources->revision != resources_->revision) {
+        resources_ = std::make_shared<const StoreSnapshot>(*std::move(resources));
+        built_.clear();
+        metrics_.store_revision.store(resources_->revision);
+        metrics_.resources.store(static_cast<int64_t>(resources_->resources.size()));
+        evaluate(lock, nullptr);
+      }
     }
-    metrics_.store_revision.store(revision);
-    metrics_.resources.store(static_cast<int64_t>(resources->size()));
-    for (auto& [id, agent] : agents_) {
-      if (agent.stream != nullptr) push_locked(agent, *resources, revision);
+    if (!unevaluated_.empty()) {
+      std::set<std::string> waiting = unevaluated_;
+      evaluate(lock, &waiting);
+    }
+    if (std::chrono::steady_clock::now() >= next_maintenance) {
+      maintain(lock);
+      next_maintenance = std::chrono::steady_clock::now() + options_.maintenance_interval;
     }
   }
 }

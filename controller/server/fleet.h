@@ -5,10 +5,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "controller/resource/diff.h"
 #include "controller/server/metrics.h"
 #include "controller/store/store.h"
@@ -17,27 +20,65 @@
 
 namespace strait::controller {
 
+// Who is on the other end of a stream, from the client certificate the TLS layer verified.
+struct AgentIdentity {
+  std::string id;
+  std::string serial_hex;
+  int64_t not_after_unix = 0;
+};
+
 // The controller side of one agent's stream (the gRPC reactor implements it).
 class AgentStream {
  public:
   virtual ~AgentStream() = default;
-  // Queues a message; never blocks. Ignored once the stream is ending.
-  virtual void send(control::v1::ControllerMessage message) = 0;
-  // Ends the stream (a newer stream of the same agent replaced it).
-  virtual void close(const std::string& reason) = 0;
+  // Sends a snapshot; never blocks. The fleet sends the next one only after the agent
+  // answered this one, so a stream holds at most one message, shared with other agents.
+  virtual void send(std::shared_ptr<const control::v1::ControllerMessage> message) = 0;
+  // Ends the stream with `status` (a newer stream, a revoked or expired certificate).
+  virtual void close(const absl::Status& status) = 0;
 };
 
-// The connected agents, what each was sent and what each acknowledged. On every change in the
-// store it recomputes each connected agent's snapshot and pushes the ones that changed;
-// changes that arrive within `coalesce` of each other go out as one push.
+struct FleetOptions {
+  // Changes this close together go out as one push.
+  std::chrono::milliseconds coalesce{20};
+  // A stream that said nothing for this long may be replaced by a new one of the same agent;
+  // a livelier one makes the new stream be refused (agents speak every 5 s).
+  std::chrono::milliseconds stream_liveness{15000};
+  // Disconnected agents whose certificate expired this long ago are forgotten.
+  std::chrono::seconds retention{24 * 3600};
+  // How often expired certificates and retention are checked.
+  std::chrono::milliseconds maintenance_interval{1000};
+};
+
+// The enrolled agents, their streams, what each was sent and what each acknowledged, as an
+// xDS state-of-the-world server keeps them:
+// - snapshots are built outside the lock, once per distinct label set and store revision,
+//   and shared (immutable) by every agent with that label set;
+// - an agent has at most one snapshot in flight and one pending; a newer pending one
+//   replaces the older, and the pending one goes out on the ACK/NACK of the one in flight;
+// - an agent that connects already serving its snapshot is sent nothing.
+// The fleet is the one writer of agent records in the store.
 class Fleet {
  public:
-  Fleet(Store& store, ControllerMetrics& metrics, std::chrono::milliseconds coalesce = std::chrono::milliseconds(20));
+  Fleet(Store& store, ControllerMetrics& metrics, FleetOptions options = {});
   ~Fleet();
 
-  // Registers a stream after its Hello and sends the agent its snapshot. Returns the session
-  // number the stream passes back; a newer session of the same agent closes the older one.
-  uint64_t connect(const control::v1::Hello& hello, const std::string& peer, AgentStream* stream);
+  // Reads the agent records and the resources; call once before serving.
+  absl::Status load();
+
+  std::optional<AgentRecord> record(const std::string& agent_id) const;
+  // Creates or replaces an agent's record (enrolment, renewal, labels); a connected agent
+  // whose labels changed gets its new snapshot.
+  absl::Status save_record(const AgentRecord& record);
+  // Forgets the agent: its certificates stop working and its stream, if any, is closed.
+  // False when there was no such agent.
+  absl::StatusOr<bool> remove_agent(const std::string& agent_id, const std::string& why);
+
+  // Registers a stream after its Hello. Refused (with the reason) for an agent that is not
+  // enrolled, a certificate that is not one of the agent's, or while another stream of the
+  // agent is alive. Returns the session number the stream passes back.
+  absl::StatusOr<uint64_t> connect(const AgentIdentity& identity, const control::v1::Hello& hello,
+                                   const std::string& peer, AgentStream* stream);
   void disconnect(const std::string& agent_id, uint64_t session);
   void on_ack(const std::string& agent_id, uint64_t session, const control::v1::Ack& ack);
   void on_status(const std::string& agent_id, uint64_t session, const control::v1::Status& status);
@@ -47,34 +88,59 @@ class Fleet {
   std::vector<AgentLabels> agent_labels() const;
 
  private:
+  // One snapshot for one label set at one store revision.
+  struct Built {
+    std::string fingerprint;
+    std::string nonce;
+    std::shared_ptr<const control::v1::ControllerMessage> message;
+  };
+  using BuiltPtr = std::shared_ptr<const Built>;
+
   struct Agent {
-    admin::v1::AgentInfo info;  // id, labels, versions, status as reported
-    Labels labels;
+    AgentRecord record;
+    std::string label_key;
+    admin::v1::AgentInfo info;  // connection, versions and status as reported
     AgentStream* stream = nullptr;  // null while disconnected
     uint64_t session = 0;
-    std::string sent_fingerprint;
-    std::string sent_nonce;
+    std::chrono::steady_clock::time_point last_message;
+    int64_t certificate_not_after = 0;  // of the connected stream's certificate
+    std::string held_digest;            // content digest of the version the agent serves
+    std::string target_fingerprint;     // of the newest snapshot chosen for it
+    BuiltPtr in_flight;
     std::chrono::steady_clock::time_point sent_at;
+    BuiltPtr pending;
   };
 
   void run();
-  // Sends `agent` its snapshot computed from `resources` when it differs from the last one sent.
-  void push_locked(Agent& agent, const std::vector<Resource>& resources, int64_t revision);
+  // Builds what connected agents in `agents` (all when null) lack and offers it to them.
+  void evaluate(std::unique_lock<std::mutex>& lock, const std::set<std::string>* agents);
+  void offer_locked(Agent& agent, const BuiltPtr& built);
+  void send_locked(Agent& agent, const BuiltPtr& built);
+  void maintain(std::unique_lock<std::mutex>& lock);
   Agent* find_session_locked(const std::string& agent_id, uint64_t session);
+  void adopt_record_locked(Agent& agent, const AgentRecord& record);
+  BuiltPtr build(const StoreSnapshot& resources, const Labels& labels, uint64_t nonce);
 
   Store& store_;
   ControllerMetrics& metrics_;
-  std::chrono::milliseconds coalesce_;
+  FleetOptions options_;
   int watch_id_ = 0;
 
-  mutable std::mutex mutex_;  // guards everything below; never held while calling the store
+  mutable std::mutex mutex_;  // guards everything below; never held while building or calling the store
   std::condition_variable wake_;
   std::map<std::string, Agent> agents_;
+  std::shared_ptr<const StoreSnapshot> resources_;
+  std::map<std::string, BuiltPtr> built_;  // by label key, for resources_
+  std::set<std::string> unevaluated_;      // connected agents waiting for a snapshot of their label set
+  std::set<std::string> unsaved_;          // records whose last-seen time is newer than the store's
   uint64_t next_session_ = 0;
   uint64_t next_nonce_ = 0;
-  bool dirty_ = false;
+  bool store_changed_ = false;
   bool stopping_ = false;
   std::thread worker_;
 };
+
+// "k=v,k2=v2": one key per label set, the cache key of its snapshot.
+std::string label_key(const Labels& labels);
 
 }  // namespace strait::controller

@@ -23,7 +23,26 @@ CREATE TABLE IF NOT EXISTS resources (
 CREATE TABLE IF NOT EXISTS tokens (
   id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, description TEXT NOT NULL,
   created INTEGER NOT NULL, expires INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, body BLOB NOT NULL);
 )sql";
+
+// Stores made before tokens could grant labels lack the column; "k=v" lines.
+constexpr const char* kAddTokenGrants = "ALTER TABLE tokens ADD COLUMN grants TEXT NOT NULL DEFAULT ''";
+
+std::string grants_text(const std::map<std::string, std::string>& grants) {
+  std::string out;
+  for (const auto& [key, value] : grants) out += str_cat(key, "=", value, "\n");
+  return out;
+}
+
+std::map<std::string, std::string> grants_of(std::string_view text) {
+  std::map<std::string, std::string> out;
+  for (auto line : common::split(text, '\n', true)) {
+    auto equals = line.find('=');
+    if (equals != std::string_view::npos) out[std::string(line.substr(0, equals))] = std::string(line.substr(equals + 1));
+  }
+  return out;
+}
 
 // A prepared statement, finalized when it goes out of scope.
 class Statement {
@@ -73,6 +92,10 @@ class SqliteStore final : public Store {
       sqlite3_free(message);
       return absl::InternalError(str_cat("sqlite store: cannot create the schema: ", why));
     }
+    Statement columns(db_, "SELECT 1 FROM pragma_table_info('tokens') WHERE name = 'grants'");
+    if (columns.step() != SQLITE_ROW && sqlite3_exec(db_, kAddTokenGrants, nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return error("add the grants column to tokens");
+    }
     return absl::OkStatus();
   }
 
@@ -111,6 +134,17 @@ class SqliteStore final : public Store {
 
   absl::StatusOr<std::vector<Resource>> list(const std::string& kind) override {
     std::lock_guard lock(mutex_);
+    return list_locked(kind);
+  }
+
+  absl::StatusOr<StoreSnapshot> read_all() override {
+    std::lock_guard lock(mutex_);
+    auto resources = list_locked("");
+    if (!resources.ok()) return resources.status();
+    return StoreSnapshot{*std::move(resources), revision_};
+  }
+
+  absl::StatusOr<std::vector<Resource>> list_locked(const std::string& kind) {
     Statement query(db_, kind.empty() ? "SELECT body FROM resources ORDER BY kind, name"
                                       : "SELECT body FROM resources WHERE kind = ? ORDER BY name");
     if (!kind.empty()) query.bind(1, kind);
@@ -168,23 +202,71 @@ class SqliteStore final : public Store {
 
   absl::Status put_token(const JoinToken& token) override {
     std::lock_guard lock(mutex_);
-    Statement insert(db_, "INSERT INTO tokens (id, hash, description, created, expires) VALUES (?, ?, ?, ?, ?)");
+    Statement insert(db_, "INSERT INTO tokens (id, hash, description, created, expires, grants) VALUES (?, ?, ?, ?, ?, ?)");
     insert.bind(1, token.id).bind(2, token.secret_hash).bind(3, token.description).bind(4, token.created_unix)
-        .bind(5, token.expires_unix);
+        .bind(5, token.expires_unix).bind(6, grants_text(token.grants));
     if (insert.step() != SQLITE_DONE) return error("store token");
     return absl::OkStatus();
   }
 
   absl::StatusOr<std::optional<JoinToken>> find_token(const std::string& secret_hash, int64_t now_unix) override {
     std::lock_guard lock(mutex_);
-    Statement query(db_, "SELECT id, hash, description, created, expires FROM tokens WHERE hash = ?");
+    Statement query(db_, "SELECT id, hash, description, created, expires, grants FROM tokens WHERE hash = ?");
     query.bind(1, secret_hash);
     int step = query.step();
     if (step == SQLITE_DONE) return std::optional<JoinToken>();
     if (step != SQLITE_ROW) return error("look up token");
-    JoinToken token{query.text(0), query.text(1), query.text(2), query.integer(3), query.integer(4)};
+    JoinToken token = token_of(query);
     if (token.expires_unix != 0 && token.expires_unix <= now_unix) return std::optional<JoinToken>();
     return std::optional<JoinToken>(std::move(token));
+  }
+
+  absl::StatusOr<std::vector<JoinToken>> list_tokens() override {
+    std::lock_guard lock(mutex_);
+    Statement query(db_, "SELECT id, hash, description, created, expires, grants FROM tokens ORDER BY created, id");
+    std::vector<JoinToken> out;
+    int step;
+    while ((step = query.step()) == SQLITE_ROW) out.push_back(token_of(query));
+    if (step != SQLITE_DONE) return error("list tokens");
+    return out;
+  }
+
+  absl::StatusOr<bool> remove_token(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    Statement erase(db_, "DELETE FROM tokens WHERE id = ?");
+    erase.bind(1, id);
+    if (erase.step() != SQLITE_DONE) return error("delete token");
+    return sqlite3_changes(db_) > 0;
+  }
+
+  absl::Status put_agent(const AgentRecord& agent) override {
+    std::lock_guard lock(mutex_);
+    Statement upsert(db_, "INSERT INTO agents (id, body) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body");
+    upsert.bind(1, agent.id()).bind_blob(2, agent.SerializeAsString());
+    if (upsert.step() != SQLITE_DONE) return error("write agent");
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<AgentRecord>> list_agents() override {
+    std::lock_guard lock(mutex_);
+    Statement query(db_, "SELECT body FROM agents ORDER BY id");
+    std::vector<AgentRecord> out;
+    int step;
+    while ((step = query.step()) == SQLITE_ROW) {
+      AgentRecord agent;
+      if (!agent.ParseFromString(query.blob(0))) return absl::DataLossError("sqlite store: unreadable agent record");
+      out.push_back(std::move(agent));
+    }
+    if (step != SQLITE_DONE) return error("list agents");
+    return out;
+  }
+
+  absl::StatusOr<bool> remove_agent(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    Statement erase(db_, "DELETE FROM agents WHERE id = ?");
+    erase.bind(1, id);
+    if (erase.step() != SQLITE_DONE) return error("delete agent");
+    return sqlite3_changes(db_) > 0;
   }
 
   absl::Status load_revision() {
@@ -196,6 +278,10 @@ class SqliteStore final : public Store {
   }
 
  private:
+  static JoinToken token_of(Statement& row) {
+    return JoinToken{row.text(0), row.text(1), row.text(2), row.integer(3), row.integer(4), grants_of(row.text(5))};
+  }
+
   absl::StatusOr<std::optional<Resource>> find_locked(const std::string& kind, const std::string& name) {
     Statement query(db_, "SELECT body FROM resources WHERE kind = ? AND name = ?");
     query.bind(1, kind).bind(2, name);

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,7 +13,14 @@
 
 namespace strait::controller {
 
+using admin::v1::AgentRecord;
 using admin::v1::Resource;
+
+// Every resource and the revision they are at, read together.
+struct StoreSnapshot {
+  std::vector<Resource> resources;  // sorted by kind, then name
+  int64_t revision = 0;
+};
 
 // One change of the resources, in revision order.
 struct StoreEvent {
@@ -29,6 +37,8 @@ struct JoinToken {
   std::string description;
   int64_t created_unix = 0;
   int64_t expires_unix = 0;  // 0: never
+  // Labels it may grant at enrolment; the value "*" grants any value of the key.
+  std::map<std::string, std::string> grants;
 };
 
 // The controller's source of truth. One global revision counts every change (as etcd's); a
@@ -48,6 +58,7 @@ class Store {
   virtual absl::StatusOr<Resource> remove(const std::string& kind, const std::string& name,
                                           std::optional<int64_t> expected_revision) = 0;
   virtual int64_t revision() = 0;
+  virtual absl::StatusOr<StoreSnapshot> read_all() = 0;
 
   // Calls `listener` after every committed change, on the thread that made it. Returns an id
   // for unwatch().
@@ -57,6 +68,15 @@ class Store {
   virtual absl::Status put_token(const JoinToken& token) = 0;
   // The token whose hash matches and that has not expired at `now_unix`.
   virtual absl::StatusOr<std::optional<JoinToken>> find_token(const std::string& secret_hash, int64_t now_unix) = 0;
+  // Every token, expired ones too, by creation time.
+  virtual absl::StatusOr<std::vector<JoinToken>> list_tokens() = 0;
+  // False when there was no such token.
+  virtual absl::StatusOr<bool> remove_token(const std::string& id) = 0;
+
+  // Enrolled agents. put_agent creates or replaces the record of its id.
+  virtual absl::Status put_agent(const AgentRecord& agent) = 0;
+  virtual absl::StatusOr<std::vector<AgentRecord>> list_agents() = 0;
+  virtual absl::StatusOr<bool> remove_agent(const std::string& id) = 0;
 };
 
 }  // namespace strait::controller

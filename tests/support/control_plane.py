@@ -4,6 +4,7 @@ kernel-chosen ports. Binaries: $STRAIT_CONTROLLER and $STRAITCTL (default build/
 import json
 import os
 import time
+import urllib.request
 from pathlib import Path
 
 import strait_test as st
@@ -25,8 +26,10 @@ def straitctl_path() -> Path:
 class ControlPlane:
     """One strait-controller with its data dir under the test's temp dir."""
 
-    def __init__(self, case: st.StraitTestCase, name: str = "controller"):
+    def __init__(self, case: st.StraitTestCase, name: str = "controller", extra_args=()):
         self.case = case
+        # The bootstrap token may grant any role, as an operator's first token often does.
+        self.extra_args = ["--bootstrap-token-labels", "role=*", *extra_args]
         self.data_dir = case.tmp / f"{name}-data"
         self.agent_port = st.free_port()
         self.admin_port = st.free_port()
@@ -38,7 +41,8 @@ class ControlPlane:
     def start(self):
         self.process = self.case.start_process(
             [controller_path(), "--data-dir", self.data_dir, "--listen-agents", f"127.0.0.1:{self.agent_port}",
-             "--listen-admin", f"127.0.0.1:{self.admin_port}", "--listen-http", f"127.0.0.1:{self.http_port}"],
+             "--listen-admin", f"127.0.0.1:{self.admin_port}", "--listen-http", f"127.0.0.1:{self.http_port}",
+             *self.extra_args],
             name=self.name)
         for port in (self.http_port, self.admin_port, self.agent_port):
             self.process.wait_tcp(port)
@@ -85,6 +89,22 @@ class ControlPlane:
         data = json.loads(self.ctl("agents", "-o", "json").stdout or "{}")
         return {agent["id"]: agent for agent in data.get("agents", [])}
 
+    def create_token(self, *args) -> Path:
+        """A join token made with straitctl (`args`: --ttl, --labels ...), in a file."""
+        token = self.ctl("token", "create", *args).stdout.strip()
+        path = self.case.tmp / f"token-{token.split('_')[1]}"
+        path.write_text(token + "\n")
+        return path
+
+    def metric(self, name: str) -> float:
+        """One sample of the controller's /metrics, e.g. 'strait_controller_refusals_total{reason="revoked"}'."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=st.IO_TIMEOUT) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        raise AssertionError(f"no metric {name} in:\n{text}")
+
     def wait_in_sync(self, agent_id: str, timeout: float = st.READY_TIMEOUT) -> dict:
         """Waits until the agent has ACKed the last snapshot sent to it; returns its info."""
         def in_sync():
@@ -95,14 +115,15 @@ class ControlPlane:
             return None
         return st.wait_until(in_sync, timeout, interval=0.05, what=f"agent {agent_id} in sync")
 
-    def start_agent(self, agent_id: str, labels: str = "", state_dir=None, extra=(), join_token_file=None):
+    def start_agent(self, agent_id: str, labels: str = "", state_dir=None, extra=(), join_token_file=None,
+                    name: str = None):
         state_dir = state_dir or self.case.tmp / f"state-{agent_id}"
         argv = ["--controller", f"127.0.0.1:{self.agent_port}", "--join-token-file",
                 join_token_file or self.join_token_file, "--ca-file", self.ca_file, "--agent-id", agent_id,
                 "--state-dir", state_dir]
         if labels:
             argv += ["--labels", labels]
-        return self.case.start_agent(*argv, *extra, name=agent_id)
+        return self.case.start_agent(*argv, *extra, name=name or agent_id)
 
 
 def service_yaml(name: str, port: int, handler: str = "http", placement: str = "", chain: str = "",

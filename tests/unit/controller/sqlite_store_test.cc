@@ -84,12 +84,50 @@ TEST_F(SqliteStoreTest, SurvivesReopeningAndNotifiesWatchers) {
 
 TEST_F(SqliteStoreTest, TokensMatchByHashUntilTheyExpire) {
   auto store = open();
-  ASSERT_TRUE(store->put_token({"t1", "hash-1", "ci", 100, 200}).ok());
-  ASSERT_TRUE(store->put_token({"t2", "hash-2", "forever", 100, 0}).ok());
+  ASSERT_TRUE(store->put_token({"t1", "hash-1", "ci", 100, 200, {{"role", "edge"}, {"zone", "*"}}}).ok());
+  ASSERT_TRUE(store->put_token({"t2", "hash-2", "forever", 100, 0, {}}).ok());
   EXPECT_TRUE(store->find_token("hash-1", 150)->has_value());
   EXPECT_FALSE(store->find_token("hash-1", 200)->has_value()) << "expired";
   EXPECT_TRUE(store->find_token("hash-2", 1'000'000)->has_value());
   EXPECT_FALSE(store->find_token("other", 150)->has_value());
+  auto grants = (*store->find_token("hash-1", 150))->grants;
+  EXPECT_EQ(grants, (std::map<std::string, std::string>{{"role", "edge"}, {"zone", "*"}}));
+  auto listed = store->list_tokens();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 2u) << "expired tokens are listed too";
+  EXPECT_TRUE(*store->remove_token("t1"));
+  EXPECT_FALSE(*store->remove_token("t1"));
+  EXPECT_EQ(store->list_tokens()->size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, AgentRecordsSurviveAReopen) {
+  {
+    auto store = open();
+    AgentRecord record;
+    record.set_id("edge-1");
+    (*record.mutable_labels())["role"] = "edge";
+    record.add_certificate_serials("abc");
+    ASSERT_TRUE(store->put_agent(record).ok());
+    record.set_id("edge-2");
+    ASSERT_TRUE(store->put_agent(record).ok());
+    EXPECT_TRUE(*store->remove_agent("edge-2"));
+  }
+  auto reopened = open();
+  auto agents = reopened->list_agents();
+  ASSERT_TRUE(agents.ok());
+  ASSERT_EQ(agents->size(), 1u);
+  EXPECT_EQ((*agents)[0].labels().at("role"), "edge");
+  EXPECT_EQ((*agents)[0].certificate_serials(0), "abc");
+}
+
+TEST_F(SqliteStoreTest, ReadAllReturnsTheResourcesWithTheirRevision) {
+  auto store = open();
+  ASSERT_TRUE(store->put(service("a", ":1"), std::nullopt).ok());
+  ASSERT_TRUE(store->put(service("b", ":2"), std::nullopt).ok());
+  auto all = store->read_all();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->revision, 2);
+  EXPECT_EQ(all->resources.size(), 2u);
 }
 
 }  // namespace

@@ -1,0 +1,249 @@
+#include "controller/server/fleet.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "controller/store/sqlite_store.h"
+
+namespace strait::controller {
+namespace {
+
+using namespace std::chrono_literals;
+using Message = std::shared_ptr<const control::v1::ControllerMessage>;
+
+constexpr auto kWait = 5s;
+
+// A stream that keeps what the fleet sends, for the test to take in order.
+class FakeStream final : public AgentStream {
+ public:
+  void send(Message message) override {
+    std::lock_guard lock(mutex_);
+    received_.push_back(std::move(message));
+    changed_.notify_all();
+  }
+  void close(const absl::Status& status) override {
+    std::lock_guard lock(mutex_);
+    closed_ = status;
+    changed_.notify_all();
+  }
+
+  // The next message, or null when none comes within kWait.
+  Message next() {
+    std::unique_lock lock(mutex_);
+    if (!changed_.wait_for(lock, kWait, [this] { return !received_.empty(); })) return nullptr;
+    Message message = received_.front();
+    received_.pop_front();
+    return message;
+  }
+  // True when nothing arrives within `quiet`: for asserting that no push is made.
+  bool nothing_within(std::chrono::milliseconds quiet) {
+    std::unique_lock lock(mutex_);
+    return !changed_.wait_for(lock, quiet, [this] { return !received_.empty(); });
+  }
+  std::optional<absl::Status> closed() {
+    std::lock_guard lock(mutex_);
+    return closed_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Message> received_;
+  std::optional<absl::Status> closed_;
+};
+
+Resource service(const std::string& name, const std::string& addr, const std::string& role = "") {
+  Resource resource;
+  resource.set_kind("Service");
+  resource.mutable_metadata()->set_name(name);
+  if (!role.empty()) (*resource.mutable_metadata()->mutable_placement()->mutable_match_labels())["role"] = role;
+  resource.mutable_service()->set_name(name);
+  resource.mutable_service()->set_addr(addr);
+  return resource;
+}
+
+control::v1::Ack ack_of(const Message& message, bool accepted = true) {
+  control::v1::Ack ack;
+  ack.set_version(message->snapshot().version());
+  ack.set_nonce(message->snapshot().nonce());
+  ack.set_accepted(accepted);
+  if (!accepted) ack.set_error("port in use");
+  return ack;
+}
+
+std::vector<std::string> service_addrs(const Message& message) {
+  std::vector<std::string> out;
+  for (const auto& service : message->snapshot().config().services()) out.push_back(service.addr());
+  return out;
+}
+
+class FleetTest : public ::testing::Test {
+ protected:
+  FleetTest() {
+    auto opened = open_sqlite_store(":memory:");
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    store_ = *std::move(opened);
+    FleetOptions options;
+    options.coalesce = 0ms;
+    fleet_ = std::make_unique<Fleet>(*store_, metrics_, options);
+    EXPECT_TRUE(fleet_->load().ok());
+  }
+
+  AgentIdentity enrol(const std::string& id, const std::string& role) {
+    AgentRecord record;
+    record.set_id(id);
+    if (!role.empty()) (*record.mutable_labels())["role"] = role;
+    record.add_certificate_serials("serial-" + id);
+    record.set_certificate_expires_unix(4102444800);  // 2100
+    EXPECT_TRUE(fleet_->save_record(record).ok());
+    return AgentIdentity{id, "serial-" + id, 4102444800};
+  }
+
+  uint64_t connect(const AgentIdentity& identity, FakeStream& stream, const std::string& applied_version = "") {
+    control::v1::Hello hello;
+    hello.set_applied_version(applied_version);
+    auto session = fleet_->connect(identity, hello, "test", &stream);
+    EXPECT_TRUE(session.ok()) << session.status();
+    return session.ok() ? *session : 0;
+  }
+
+  void put(const Resource& resource) { ASSERT_TRUE(store_->put(resource, std::nullopt).ok()); }
+
+  std::unique_ptr<Store> store_;
+  ControllerMetrics metrics_;
+  std::unique_ptr<Fleet> fleet_;
+};
+
+TEST_F(FleetTest, OneSnapshotInFlightAndThePendingOneIsReplacedNotQueued) {
+  auto identity = enrol("edge-1", "");
+  FakeStream stream;
+  uint64_t session = connect(identity, stream);
+  Message first = stream.next();
+  ASSERT_NE(first, nullptr);
+  // Three changes while the first snapshot is unanswered: nothing more is sent.
+  put(service("a", ":1"));
+  put(service("a", ":2"));
+  put(service("a", ":3"));
+  EXPECT_TRUE(stream.nothing_within(200ms));
+  // Its ACK releases only the newest of them.
+  fleet_->on_ack("edge-1", session, ack_of(first));
+  Message latest = stream.next();
+  ASSERT_NE(latest, nullptr);
+  EXPECT_EQ(service_addrs(latest), std::vector<std::string>{":3"});
+  EXPECT_TRUE(stream.nothing_within(100ms));
+  EXPECT_EQ(metrics_.snapshots_pushed.load(), 2u);
+}
+
+TEST_F(FleetTest, ANackAlsoReleasesThePendingSnapshotAndStaleAcksAreIgnored) {
+  auto identity = enrol("edge-1", "");
+  FakeStream stream;
+  uint64_t session = connect(identity, stream);
+  Message first = stream.next();
+  ASSERT_NE(first, nullptr);
+  put(service("a", ":1"));
+  EXPECT_TRUE(stream.nothing_within(100ms));
+  control::v1::Ack stale = ack_of(first);
+  stale.set_nonce("not-the-one-in-flight");
+  fleet_->on_ack("edge-1", session, stale);
+  EXPECT_TRUE(stream.nothing_within(100ms));
+  fleet_->on_ack("edge-1", session, ack_of(first, false));
+  Message next = stream.next();
+  ASSERT_NE(next, nullptr);
+  EXPECT_EQ(service_addrs(next), std::vector<std::string>{":1"});
+  EXPECT_EQ(metrics_.nacks.load(), 1u);
+}
+
+TEST_F(FleetTest, AnAgentThatAlreadyServesTheSnapshotIsSentNothingOnConnect) {
+  put(service("a", ":1"));
+  auto identity = enrol("edge-1", "");
+  FakeStream stream;
+  uint64_t session = connect(identity, stream);
+  Message served = stream.next();
+  ASSERT_NE(served, nullptr);
+  fleet_->on_ack("edge-1", session, ack_of(served));
+  fleet_->disconnect("edge-1", session);
+  // It comes back (or the controller restarted) holding that version.
+  FakeStream again;
+  connect(identity, again, served->snapshot().version());
+  EXPECT_TRUE(again.nothing_within(200ms));
+  EXPECT_EQ(metrics_.pushes_skipped_on_connect.load(), 1u);
+  auto agents = fleet_->agents();
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_EQ(agents[0].desired_version(), agents[0].applied_version());
+  // A change still reaches it.
+  put(service("a", ":2"));
+  Message changed = again.next();
+  ASSERT_NE(changed, nullptr);
+  EXPECT_EQ(service_addrs(changed), std::vector<std::string>{":2"});
+}
+
+TEST_F(FleetTest, SnapshotsAreBuiltOncePerLabelSetAndShared) {
+  put(service("edge-svc", ":1", "edge"));
+  put(service("exit-svc", ":2", "exit"));
+  FakeStream edge_a, edge_b, exit;
+  auto a = enrol("edge-a", "edge");
+  auto b = enrol("edge-b", "edge");
+  auto x = enrol("exit-1", "exit");
+  connect(a, edge_a);
+  connect(b, edge_b);
+  connect(x, exit);
+  Message first_edge = edge_a.next();
+  Message second_edge = edge_b.next();
+  Message exit_message = exit.next();
+  ASSERT_TRUE(first_edge && second_edge && exit_message);
+  EXPECT_EQ(first_edge.get(), second_edge.get()) << "one immutable snapshot for both edge agents";
+  EXPECT_EQ(service_addrs(first_edge), std::vector<std::string>{":1"});
+  EXPECT_EQ(service_addrs(exit_message), std::vector<std::string>{":2"});
+  EXPECT_LE(metrics_.snapshots_built.load(), 2u);
+}
+
+TEST_F(FleetTest, ASecondLiveStreamIsRefusedAndTheFirstKept) {
+  auto identity = enrol("exit-1", "");
+  FakeStream first, second;
+  connect(identity, first);
+  control::v1::Hello hello;
+  auto refused = fleet_->connect(identity, hello, "elsewhere", &second);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_FALSE(first.closed().has_value());
+  EXPECT_EQ(metrics_.refusals(Refusal::kDuplicateStream), 1u);
+}
+
+TEST_F(FleetTest, RevokedCertificatesAndDeletedAgentsCannotConnect) {
+  auto identity = enrol("edge-1", "");
+  FakeStream stream;
+  connect(identity, stream);
+  AgentIdentity superseded = identity;
+  superseded.serial_hex = "an-older-serial";
+  FakeStream other;
+  control::v1::Hello hello;
+  EXPECT_EQ(fleet_->connect(superseded, hello, "test", &other).status().code(), absl::StatusCode::kPermissionDenied);
+  ASSERT_TRUE(fleet_->remove_agent("edge-1", "test").ok());
+  ASSERT_TRUE(stream.closed().has_value());
+  EXPECT_EQ(stream.closed()->code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(fleet_->connect(identity, hello, "test", &other).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(fleet_->agents().empty());
+}
+
+TEST_F(FleetTest, RelabellingAnAgentSendsItItsNewPlacement) {
+  put(service("exit-svc", ":2", "exit"));
+  auto identity = enrol("agent-1", "edge");
+  FakeStream stream;
+  uint64_t session = connect(identity, stream);
+  Message first = stream.next();
+  ASSERT_NE(first, nullptr);
+  EXPECT_TRUE(service_addrs(first).empty());
+  fleet_->on_ack("agent-1", session, ack_of(first));
+  auto record = fleet_->record("agent-1");
+  ASSERT_TRUE(record.has_value());
+  (*record->mutable_labels())["role"] = "exit";
+  ASSERT_TRUE(fleet_->save_record(*record).ok());
+  Message relabelled = stream.next();
+  ASSERT_NE(relabelled, nullptr);
+  EXPECT_EQ(service_addrs(relabelled), std::vector<std::string>{":2"});
+}
+
+}  // namespace
+}  // namespace strait::controller
