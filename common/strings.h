@@ -8,6 +8,7 @@
 #include <cctype>
 #include <concepts>
 #include <cstdint>
+#include <ctime>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -107,6 +108,16 @@ inline std::string join(const std::vector<std::string>& parts, std::string_view 
     out.append(parts[i]);
   }
   return out;
+}
+
+// "2026-12-30T11:43:23Z": a Unix time for log lines, in UTC.
+inline std::string utc_timestamp(int64_t unix_seconds) {
+  std::time_t time = static_cast<std::time_t>(unix_seconds);
+  std::tm parts{};
+  gmtime_r(&time, &parts);
+  char text[32];
+  size_t size = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return std::string(text, size);
 }
 
 }  // namespace strait::common

@@ -180,7 +180,7 @@ void ControllerClient::renew_if_due(control::v1::AgentControl::Stub& stub) {
     spdlog::error("renewed, but cannot keep the certificate: {}", common::to_std(saved.message()));
     return;
   }
-  spdlog::info("certificate renewed (until {})", response.expires_unix());
+  spdlog::info("certificate renewed (until {})", common::utc_timestamp(response.expires_unix()));
   adopt(std::move(files), "renewed");
 }
 

@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <ctime>
-
 #include "common/agent_certificate.h"
 #include "common/log_escape.h"
 #include "common/strings.h"
@@ -25,16 +23,6 @@ std::string escaped(std::string_view text) {
   std::string out;
   common::append_text_escaped(out, text);
   return out;
-}
-
-// "2026-12-30T11:43:23Z".
-std::string utc_time(int64_t unix_seconds) {
-  std::time_t time = static_cast<std::time_t>(unix_seconds);
-  std::tm parts{};
-  gmtime_r(&time, &parts);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return text;
 }
 
 std::string labels_text(const Labels& labels) {
@@ -153,7 +141,7 @@ absl::StatusOr<control::v1::EnrollResponse> Enrollment::enroll(std::string_view 
   metrics_.enrolments.fetch_add(1);
   spdlog::info("agent {} enrolled from {} with token {}{} (labels {}, certificate until {})", id, peer, token->id,
                existing ? " again, its old certificate expired" : "", labels_text(labels.granted),
-               utc_time(certificate->not_after_unix));
+               common::utc_timestamp(certificate->not_after_unix));
   control::v1::EnrollResponse response;
   response.set_agent_id(id);
   response.set_certificate_pem(certificate->cert_pem);
@@ -184,7 +172,7 @@ absl::StatusOr<control::v1::EnrollResponse> Enrollment::renew(const AgentIdentit
   record->set_certificate_expires_unix(certificate->not_after_unix);
   if (auto status = fleet_.save_record(*record); !status.ok()) return status;
   metrics_.renewals.fetch_add(1);
-  spdlog::info("agent {} renewed its certificate (until {})", identity.id, utc_time(certificate->not_after_unix));
+  spdlog::info("agent {} renewed its certificate (until {})", identity.id, common::utc_timestamp(certificate->not_after_unix));
   control::v1::EnrollResponse response;
   response.set_agent_id(identity.id);
   response.set_certificate_pem(certificate->cert_pem);

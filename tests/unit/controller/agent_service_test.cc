@@ -154,5 +154,21 @@ TEST_F(AgentServiceTest, RenewalNeedsTheAgentsCertificate) {
   EXPECT_EQ(common::read_certificate(response.certificate_pem())->agent_id, "edge-1");
 }
 
+TEST_F(AgentServiceTest, ACertificateFromAnotherAuthorityDoesNotGetThrough) {
+  bool created = false;
+  auto foreign_dir = dir_ / "foreign";
+  std::filesystem::create_directories(foreign_dir);
+  auto foreign = CertificateAuthority::load_or_create(foreign_dir.string(), created);
+  ASSERT_TRUE(foreign.ok());
+  auto key = common::make_agent_key("edge-1");
+  auto forged = foreign->issue_agent(key->csr_pem, "edge-1", std::chrono::hours(1));
+  ASSERT_TRUE(forged.ok());
+  enrol("edge-1");  // the real edge-1 exists
+  auto impostor = stub(key->key_pem, forged->cert_pem);
+  control::v1::Hello greeting;
+  EXPECT_FALSE(hello(*impostor, greeting).ok()) << "the TLS handshake refuses it";
+  for (const auto& agent : fleet_->agents()) EXPECT_FALSE(agent.connected());
+}
+
 }  // namespace
 }  // namespace strait::controller

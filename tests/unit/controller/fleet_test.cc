@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <thread>
 
 #include "controller/store/sqlite_store.h"
 
@@ -243,6 +244,42 @@ TEST_F(FleetTest, RelabellingAnAgentSendsItItsNewPlacement) {
   Message relabelled = stream.next();
   ASSERT_NE(relabelled, nullptr);
   EXPECT_EQ(service_addrs(relabelled), std::vector<std::string>{":2"});
+}
+
+TEST(FleetMaintenanceTest, ExpiredStreamsAreClosedAndLongGoneAgentsForgotten) {
+  auto store = *open_sqlite_store(":memory:");
+  ControllerMetrics metrics;
+  FleetOptions options;
+  options.retention = 0s;
+  options.maintenance_interval = 20ms;
+  Fleet fleet(*store, metrics, options);
+  ASSERT_TRUE(fleet.load().ok());
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  AgentRecord gone;
+  gone.set_id("gone-1");
+  gone.add_certificate_serials("old");
+  gone.set_certificate_expires_unix(now - 10);
+  gone.set_last_seen_unix(now - 10);
+  ASSERT_TRUE(fleet.save_record(gone).ok());
+  AgentRecord expiring = gone;
+  expiring.set_id("expiring-1");
+  expiring.set_certificate_expires_unix(now + 1);
+  ASSERT_TRUE(fleet.save_record(expiring).ok());
+  FakeStream stream;
+  control::v1::Hello hello;
+  ASSERT_TRUE(fleet.connect({"expiring-1", "old", now + 1}, hello, "test", &stream).ok());
+  ASSERT_NE(stream.next(), nullptr);
+  // Within a few seconds its certificate expires: the stream is closed, and both agents,
+  // disconnected with expired certificates past a zero retention, are forgotten.
+  auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (std::chrono::steady_clock::now() < deadline && !(stream.closed() && fleet.agents().empty())) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(stream.closed().has_value());
+  EXPECT_EQ(stream.closed()->code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_TRUE(fleet.agents().empty());
+  EXPECT_EQ(metrics.agents_pruned.load(), 2u);
+  EXPECT_TRUE(store->list_agents()->empty());
 }
 
 }  // namespace
