@@ -1,18 +1,15 @@
 // straitctl: compose services and chains for a whole Strait fleet, kubectl-style.
 #include <algorithm>
-#include <chrono>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
 
-#include "common/config_file.h"
-#include "common/duration.h"
 #include "common/strings.h"
+#include "controller/ctl/ctl_common.h"
 #include "controller/ctl/ctl_config.h"
+#include "controller/ctl/fleet_commands.h"
 #include "controller/ctl/output.h"
 #include "controller/resource/resource.h"
 #include "controller/resource/resource_yaml.h"
@@ -24,42 +21,13 @@ namespace {
 using namespace strait;
 using controller::Resource;
 using common::str_cat;
-
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
-
-int fail(const std::string& message, int code = kExitFailure) {
-  std::cerr << "straitctl: " << message << "\n";
-  return code;
-}
-
-int fail(const grpc::Status& status) {
-  std::string hint;
-  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) hint = " (check --token/--token-file or the context)";
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) hint = " (is the controller running? check --controller and --ca-file)";
-  return fail(status.error_message() + hint);
-}
-
-int64_t now_unix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-int64_t now_millis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string read_input(const std::string& path) {
-  std::stringstream contents;
-  if (path == "-") {
-    contents << std::cin.rdbuf();
-  } else {
-    std::ifstream in(path);
-    if (!in) return "";
-    contents << in.rdbuf();
-  }
-  return contents.str();
-}
+using ctl::Ctl;
+using ctl::counted;
+using ctl::fail;
+using ctl::kExitFailure;
+using ctl::kExitUsage;
+using ctl::labels_text;
+using ctl::read_input;
 
 // The resources of every -f file, in file order.
 absl::StatusOr<std::vector<Resource>> read_files(const std::vector<std::string>& files) {
@@ -77,39 +45,6 @@ absl::StatusOr<std::vector<Resource>> read_files(const std::vector<std::string>&
 }
 
 std::string lower(const std::string& text) { return common::to_lower(text); }
-
-using LabelMap = google::protobuf::Map<std::string, std::string>;
-
-std::string labels_text(const LabelMap& labels, std::string_view none = "<none>") {
-  std::vector<std::string> entries;
-  for (const auto& [key, value] : labels) entries.push_back(key + "=" + value);
-  std::sort(entries.begin(), entries.end());
-  return entries.empty() ? std::string(none) : common::join(entries, ",");
-}
-
-// One "key=value" as kubectl writes labels; the key must not be empty, the value may be.
-absl::Status add_label(std::string_view entry, LabelMap& labels) {
-  size_t equals = entry.find('=');
-  if (equals == std::string_view::npos || equals == 0) {
-    return absl::InvalidArgumentError(str_cat("\"", entry, "\" is not key=value"));
-  }
-  std::string key(entry.substr(0, equals));
-  if (!labels.insert({key, std::string(entry.substr(equals + 1))}).second) {
-    return absl::InvalidArgumentError(str_cat("label key \"", key, "\" given twice"));
-  }
-  return absl::OkStatus();
-}
-
-// "k=v,k2=v2", as --labels takes it.
-absl::StatusOr<LabelMap> parse_label_list(std::string_view text) {
-  LabelMap labels;
-  for (auto entry : common::split(text, ',', true)) {
-    if (auto status = add_label(common::strip_whitespace(entry), labels); !status.ok()) return status;
-  }
-  return labels;
-}
-
-std::string counted(int count, std::string_view noun) { return str_cat(count, " ", noun, count == 1 ? "" : "s"); }
 
 // One line about what a resource does, for `get`'s table.
 std::string summary(const Resource& resource) {
@@ -129,43 +64,6 @@ std::string summary(const Resource& resource) {
     default: return "";
   }
 }
-
-class Ctl {
- public:
-  explicit Ctl(const ctl::Connection& connection) : connection_(connection) {}
-
-  absl::Status connect() {
-    grpc::SslCredentialsOptions ssl;
-    if (!connection_.ca_file.empty()) {
-      ssl.pem_root_certs = read_input(connection_.ca_file);
-      if (ssl.pem_root_certs.empty()) return absl::NotFoundError(str_cat("cannot read --ca-file ", connection_.ca_file));
-    }
-    if (connection_.token.empty()) {
-      return absl::UnauthenticatedError("no admin token: give --token-file (the controller's admin.token) or a context");
-    }
-    stub_ = admin::v1::Admin::NewStub(grpc::CreateChannel(connection_.controller, grpc::SslCredentials(ssl)));
-    return absl::OkStatus();
-  }
-
-  // For a unary call: authorized, and bounded so that a dead controller ends the command.
-  std::unique_ptr<grpc::ClientContext> context() const {
-    auto context = stream_context();
-    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    return context;
-  }
-  // For a stream that lasts until the user stops it.
-  std::unique_ptr<grpc::ClientContext> stream_context() const {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->AddMetadata("authorization", "Bearer " + connection_.token);
-    return context;
-  }
-
-  admin::v1::Admin::Stub& stub() { return *stub_; }
-
- private:
-  ctl::Connection connection_;
-  std::unique_ptr<admin::v1::Admin::Stub> stub_;
-};
 
 // Position of a kind in resource_kinds(): what others reference comes first.
 size_t kind_rank(const Resource& resource) {
@@ -365,170 +263,6 @@ int diff(Ctl& ctl, const std::vector<std::string>& files) {
   return changed ? 1 : 0;
 }
 
-std::string agent_status(const admin::v1::AgentInfo& agent) {
-  // Enrolled but never sent a snapshot: "in sync" would claim more than we know.
-  if (!agent.connected() && agent.desired_version().empty()) return "not connected";
-  if (!agent.last_nack_error().empty() && agent.last_nack_version() == agent.desired_version()) {
-    return "refused: " + agent.last_nack_error();
-  }
-  return agent.applied_version() == agent.desired_version() ? "in sync" : "pending";
-}
-
-int agents(Ctl& ctl, const std::string& output) {
-  admin::v1::AgentsResponse response;
-  if (auto status = ctl.stub().Agents(ctl.context().get(), admin::v1::AgentsRequest(), &response); !status.ok()) {
-    return fail(status);
-  }
-  if (output == "json" || output == "yaml") {
-    std::cout << (output == "json" ? common::message_to_json(response) : common::message_to_yaml(response));
-    return 0;
-  }
-  std::vector<std::vector<std::string>> rows;
-  int64_t now = now_millis();
-  for (const auto& agent : response.agents()) {
-    rows.push_back({agent.id(), labels_text(agent.labels()), labels_text(agent.requested_labels(), "-"),
-                    agent.connected() ? "yes" : "no", agent.applied_version().empty() ? "-" : agent.applied_version(),
-                    std::to_string(agent.services_size()), ctl::age(agent.last_seen_unix_millis(), now),
-                    agent_status(agent)});
-  }
-  if (rows.empty()) {
-    std::cout << "No agents are enrolled yet.\n";
-    return 0;
-  }
-  std::cout << ctl::format_table(
-      {"ID", "LABELS", "REQUESTED", "CONNECTED", "APPLIED", "SERVICES", "LAST SEEN", "STATUS"}, rows);
-  return 0;
-}
-
-int delete_agent(Ctl& ctl, const std::string& id) {
-  admin::v1::DeleteAgentRequest request;
-  request.set_id(id);
-  admin::v1::DeleteAgentResponse response;
-  if (auto status = ctl.stub().DeleteAgent(ctl.context().get(), request, &response); !status.ok()) return fail(status);
-  std::cout << "agent " << id << " deleted: its certificate no longer connects\n";
-  return 0;
-}
-
-// kubectl label's arguments: "key=value" sets a label, "key-" removes one.
-absl::Status add_label_change(std::string_view change, admin::v1::LabelAgentRequest& request) {
-  if (change.find('=') != std::string_view::npos) return add_label(change, *request.mutable_set());
-  if (change.size() > 1 && change.back() == '-') {
-    request.add_remove(std::string(change.substr(0, change.size() - 1)));
-    return absl::OkStatus();
-  }
-  return absl::InvalidArgumentError(str_cat("\"", change, "\" is neither key=value nor key-"));
-}
-
-absl::StatusOr<admin::v1::LabelAgentRequest> label_request(const std::string& id,
-                                                           const std::vector<std::string>& changes) {
-  admin::v1::LabelAgentRequest request;
-  request.set_id(id);
-  for (const auto& change : changes) {
-    if (auto status = add_label_change(change, request); !status.ok()) return status;
-  }
-  // The controller removes before it sets, so "k=v k-" would quietly keep k: refuse, as kubectl does.
-  for (const auto& key : request.remove()) {
-    if (request.set().contains(key)) {
-      return absl::InvalidArgumentError(str_cat("label \"", key, "\" both set and removed"));
-    }
-  }
-  if (auto status = controller::check_labels(request.set(), "label"); !status.ok()) return status;
-  return request;
-}
-
-int label_agent(Ctl& ctl, const std::string& id, const std::vector<std::string>& changes) {
-  auto request = label_request(id, changes);
-  if (!request.ok()) return fail(std::string(request.status().message()), kExitUsage);
-  admin::v1::AgentInfo agent;
-  if (auto status = ctl.stub().LabelAgent(ctl.context().get(), *request, &agent); !status.ok()) return fail(status);
-  std::cout << "agent " << id << " labelled: " << labels_text(agent.labels()) << "\n";
-  return 0;
-}
-
-// A token grants "*" as "any value of this key", which no label value may spell; the key
-// itself is checked as any label key.
-absl::Status check_grants(const LabelMap& grants) {
-  LabelMap checked;
-  for (const auto& [key, value] : grants) checked[key] = value == "*" ? "" : value;
-  return controller::check_labels(checked, "--labels");
-}
-
-// A TTL of 0 never expires; anything else is whole seconds, so a sub-second one (which would
-// round to 0, "never") is refused rather than inverted.
-absl::StatusOr<int64_t> ttl_seconds(const std::string& ttl) {
-  auto duration = common::parse_timeout(ttl);
-  if (!duration.ok()) return duration.status();
-  int64_t seconds = std::chrono::duration_cast<std::chrono::seconds>(*duration).count();
-  if (seconds == 0 && duration->count() > 0) {
-    return absl::InvalidArgumentError("shorter than a second (0 never expires)");
-  }
-  return seconds;
-}
-
-int create_token(Ctl& ctl, const std::string& ttl, const std::string& description, const std::string& grants) {
-  admin::v1::CreateTokenRequest request;
-  request.set_description(description);
-  auto seconds = ttl_seconds(ttl);
-  if (!seconds.ok()) return fail(str_cat("--ttl: ", seconds.status().message()), kExitUsage);
-  request.set_ttl_seconds(*seconds);
-  auto labels = parse_label_list(grants);
-  if (!labels.ok()) return fail(str_cat("--labels: ", labels.status().message()), kExitUsage);
-  if (auto status = check_grants(*labels); !status.ok()) return fail(std::string(status.message()), kExitUsage);
-  *request.mutable_labels() = *labels;
-  admin::v1::CreateTokenResponse response;
-  if (auto status = ctl.stub().CreateToken(ctl.context().get(), request, &response); !status.ok()) return fail(status);
-  std::cout << response.token() << "\n";
-  return 0;
-}
-
-std::string token_expiry(const admin::v1::TokenInfo& token, int64_t now) {
-  if (token.expired()) return "expired";  // the controller's clock decides, not ours
-  return ctl::until(token.expires_unix(), now);
-}
-
-// The ids while they fit a table cell, a count beyond.
-std::string token_agents(const admin::v1::TokenInfo& token) {
-  constexpr int kMaxListed = 3;
-  if (token.agents().empty()) return "-";
-  if (token.agents_size() > kMaxListed) return counted(token.agents_size(), "agent");
-  return common::join({token.agents().begin(), token.agents().end()}, ",");
-}
-
-int list_tokens(Ctl& ctl, const std::string& output) {
-  admin::v1::ListTokensResponse response;
-  if (auto status = ctl.stub().ListTokens(ctl.context().get(), admin::v1::ListTokensRequest(), &response);
-      !status.ok()) {
-    return fail(status);
-  }
-  if (output == "json" || output == "yaml") {
-    std::cout << (output == "json" ? common::message_to_json(response) : common::message_to_yaml(response));
-    return 0;
-  }
-  if (response.tokens().empty()) {
-    std::cout << "No join tokens.\n";
-    return 0;
-  }
-  std::vector<std::vector<std::string>> rows;
-  int64_t now = now_unix();
-  for (const auto& token : response.tokens()) {
-    rows.push_back({token.id(), token.description().empty() ? "-" : token.description(),
-                    labels_text(token.labels(), "-"), token_expiry(token, now), token_agents(token)});
-  }
-  std::cout << ctl::format_table({"ID", "DESCRIPTION", "GRANTS", "EXPIRES", "AGENTS"}, rows);
-  return 0;
-}
-
-int delete_token(Ctl& ctl, const std::string& id, bool revoke_agents) {
-  admin::v1::DeleteTokenRequest request;
-  request.set_id(id);
-  request.set_revoke_agents(revoke_agents);
-  admin::v1::DeleteTokenResponse response;
-  if (auto status = ctl.stub().DeleteToken(ctl.context().get(), request, &response); !status.ok()) return fail(status);
-  std::cout << "token " << id << " deleted\n";
-  for (const auto& agent : response.revoked_agents()) std::cout << "agent " << agent << " revoked\n";
-  return 0;
-}
-
 int watch(Ctl& ctl, const std::string& kind) {
   admin::v1::WatchRequest request;
   request.set_kind(kind);
@@ -658,19 +392,19 @@ int main(int argc, char** argv) {
     } else if (diff_command->parsed()) {
       code = diff(ctl, files);
     } else if (agents_delete->parsed()) {
-      code = delete_agent(ctl, id);
+      code = ctl::delete_agent(ctl, id);
     } else if (agents_label->parsed()) {
-      code = label_agent(ctl, id, label_changes);
+      code = ctl::label_agent(ctl, id, label_changes);
     } else if (agents_command->parsed()) {
-      code = agents(ctl, output);
+      code = ctl::agents(ctl, output);
     } else if (watch_command->parsed()) {
       code = watch(ctl, kind);
     } else if (token_create->parsed()) {
-      code = create_token(ctl, ttl, description, grants);
+      code = ctl::create_token(ctl, ttl, description, grants);
     } else if (token_list->parsed()) {
-      code = list_tokens(ctl, output);
+      code = ctl::list_tokens(ctl, output);
     } else if (token_delete->parsed()) {
-      code = delete_token(ctl, id, revoke_agents);
+      code = ctl::delete_token(ctl, id, revoke_agents);
     }
   }
   grpc_shutdown_blocking();

@@ -81,4 +81,15 @@ std::string until(int64_t unix_seconds, int64_t now_seconds) {
   return "in " + coarse(unix_seconds - now_seconds);
 }
 
+std::string labels_text(const LabelMap& labels, std::string_view none) {
+  std::vector<std::string> entries;
+  for (const auto& [key, value] : labels) entries.push_back(key + "=" + value);
+  std::sort(entries.begin(), entries.end());
+  return entries.empty() ? std::string(none) : common::join(entries, ",");
+}
+
+std::string counted(int count, std::string_view noun) {
+  return common::str_cat(count, " ", noun, count == 1 ? "" : "s");
+}
+
 }  // namespace strait::ctl
