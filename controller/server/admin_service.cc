@@ -265,17 +265,19 @@ Status AdminService::LabelAgent(grpc::ServerContext* context, const admin::v1::L
                                 admin::v1::AgentInfo* response) {
   if (auto status = authorize(*context); !status.ok()) return status;
   if (auto status = check_labels(request->set(), "label"); !status.ok()) return to_grpc(status);
-  auto record = fleet_.record(request->id());
-  if (!record) return Status(StatusCode::NOT_FOUND, "agent \"" + escaped(request->id()) + "\" is not enrolled");
-  for (const auto& key : request->remove()) {
-    record->mutable_labels()->erase(key);
-    record->mutable_requested_labels()->erase(key);
-  }
-  for (const auto& [key, value] : request->set()) {
-    (*record->mutable_labels())[key] = value;
-    record->mutable_requested_labels()->erase(key);
-  }
-  if (auto status = fleet_.save_record(*record); !status.ok()) return to_grpc(status);
+  auto record = fleet_.update_record(request->id(), [&](std::optional<AgentRecord>& current) -> absl::Status {
+    if (!current) return absl::NotFoundError("agent \"" + escaped(request->id()) + "\" is not enrolled");
+    for (const auto& key : request->remove()) {
+      current->mutable_labels()->erase(key);
+      current->mutable_requested_labels()->erase(key);
+    }
+    for (const auto& [key, value] : request->set()) {
+      (*current->mutable_labels())[key] = value;
+      current->mutable_requested_labels()->erase(key);
+    }
+    return absl::OkStatus();
+  });
+  if (!record.ok()) return to_grpc(record.status());
   spdlog::info("agent {} labels now {}", record->id(),
                label_key(Labels(record->labels().begin(), record->labels().end())));
   for (auto& agent : fleet_.agents()) {

@@ -30,6 +30,16 @@ std::string labels_text(const Labels& labels) {
   return text.empty() ? "none" : text;
 }
 
+control::v1::EnrollResponse response_for(const AgentRecord& record, const AgentCertificate& certificate) {
+  control::v1::EnrollResponse response;
+  response.set_agent_id(record.id());
+  response.set_certificate_pem(certificate.cert_pem);
+  *response.mutable_labels() = record.labels();
+  *response.mutable_requested_labels() = record.requested_labels();
+  response.set_expires_unix(certificate.not_after_unix);
+  return response;
+}
+
 }  // namespace
 
 LabelDecision decide_labels(const Labels& requested, const std::map<std::string, std::string>& grants) {
@@ -105,50 +115,50 @@ absl::StatusOr<control::v1::EnrollResponse> Enrollment::enroll(std::string_view 
   }
   const std::string& id = request.agent_id();
   int64_t now = now_unix();
-  auto existing = fleet_.record(id);
-  if (existing && existing->certificate_expires_unix() > now) {
-    return refuse(Refusal::kIdTaken,
-                  absl::AlreadyExistsError(str_cat("agent ", id, " is enrolled and its certificate is valid; ",
-                                                   "`straitctl agents delete ", id, "` lets the id enrol again")),
-                  peer);
-  }
-  auto certificate = authority_.issue_agent(request.csr_pem(), id, options_.certificate_ttl);
-  if (!certificate.ok()) return refuse(Refusal::kBadEnrolment, certificate.status(), peer);
-
-  LabelDecision labels = decide_labels(Labels(request.labels().begin(), request.labels().end()), token->grants);
-  if (existing) {
-    // A re-enrolment after expiry starts from what this token grants; what the agent held
-    // beyond that waits for an operator again.
-    for (const auto& [key, value] : existing->labels()) {
-      if (!labels.granted.contains(key)) labels.refused.emplace(key, value);
+  AgentCertificate certificate;
+  LabelDecision labels;
+  bool again = false;
+  auto enrolled = fleet_.update_record(id, [&](std::optional<AgentRecord>& record) -> absl::Status {
+    if (record && record->certificate_expires_unix() > now) {
+      return refuse(Refusal::kIdTaken,
+                    absl::AlreadyExistsError(str_cat("agent ", id, " is enrolled and its certificate is valid; ",
+                                                     "`straitctl agents delete ", id, "` lets the id enrol again")),
+                    peer);
     }
-  }
+    auto issued = authority_.issue_agent(request.csr_pem(), id, options_.certificate_ttl);
+    if (!issued.ok()) return refuse(Refusal::kBadEnrolment, issued.status(), peer);
+    certificate = *std::move(issued);
+    labels = decide_labels(Labels(request.labels().begin(), request.labels().end()), token->grants);
+    again = record.has_value();
+    if (again) {
+      // A re-enrolment after expiry starts from what this token grants; what the agent held
+      // beyond that waits for an operator again.
+      for (const auto& [key, value] : record->labels()) {
+        if (!labels.granted.contains(key)) labels.refused.emplace(key, value);
+      }
+    }
+    record.emplace();
+    record->set_id(id);
+    record->mutable_labels()->insert(labels.granted.begin(), labels.granted.end());
+    record->mutable_requested_labels()->insert(labels.refused.begin(), labels.refused.end());
+    record->set_token_id(token->id);
+    record->set_enrolled_unix(now);
+    record->add_certificate_serials(certificate.serial_hex);
+    record->set_certificate_expires_unix(certificate.not_after_unix);
+    record->set_last_seen_unix(now);
+    return absl::OkStatus();
+  });
+  if (!enrolled.ok()) return enrolled.status();
   if (!labels.refused.empty()) {
     metrics_.refused(Refusal::kLabelsNotGranted);
     spdlog::warn("agent {} asked for labels {} that token {} does not grant; recorded as requested", id,
                  labels_text(labels.refused), token->id);
   }
-  AgentRecord record;
-  record.set_id(id);
-  record.mutable_labels()->insert(labels.granted.begin(), labels.granted.end());
-  record.mutable_requested_labels()->insert(labels.refused.begin(), labels.refused.end());
-  record.set_token_id(token->id);
-  record.set_enrolled_unix(now);
-  record.add_certificate_serials(certificate->serial_hex);
-  record.set_certificate_expires_unix(certificate->not_after_unix);
-  record.set_last_seen_unix(now);
-  if (auto status = fleet_.save_record(record); !status.ok()) return status;
   metrics_.enrolments.fetch_add(1);
   spdlog::info("agent {} enrolled from {} with token {}{} (labels {}, certificate until {})", id, peer, token->id,
-               existing ? " again, its old certificate expired" : "", labels_text(labels.granted),
-               common::utc_timestamp(certificate->not_after_unix));
-  control::v1::EnrollResponse response;
-  response.set_agent_id(id);
-  response.set_certificate_pem(certificate->cert_pem);
-  *response.mutable_labels() = record.labels();
-  *response.mutable_requested_labels() = record.requested_labels();
-  response.set_expires_unix(certificate->not_after_unix);
-  return response;
+               again ? " again, its old certificate expired" : "", labels_text(labels.granted),
+               common::utc_timestamp(certificate.not_after_unix));
+  return response_for(*enrolled, certificate);
 }
 
 absl::StatusOr<control::v1::EnrollResponse> Enrollment::renew(const AgentIdentity& identity,
@@ -156,30 +166,30 @@ absl::StatusOr<control::v1::EnrollResponse> Enrollment::renew(const AgentIdentit
                                                               const std::string& peer) {
   std::lock_guard lock(mutex_);
   if (!admit(peer)) return absl::ResourceExhaustedError("too many renewals; try again later");
-  auto record = fleet_.record(identity.id);
-  if (!record || std::find(record->certificate_serials().begin(), record->certificate_serials().end(),
-                           identity.serial_hex) == record->certificate_serials().end()) {
-    return refuse(Refusal::kRevoked,
-                  absl::PermissionDeniedError(str_cat("agent ", identity.id, ": this certificate was revoked")), peer);
-  }
-  auto certificate = authority_.issue_agent(request.csr_pem(), identity.id, options_.certificate_ttl);
-  if (!certificate.ok()) return refuse(Refusal::kBadEnrolment, certificate.status(), peer);
-  // The renewing certificate stays usable until the next renewal, in case the agent could
-  // not keep the new one.
-  record->clear_certificate_serials();
-  record->add_certificate_serials(certificate->serial_hex);
-  record->add_certificate_serials(identity.serial_hex);
-  record->set_certificate_expires_unix(certificate->not_after_unix);
-  if (auto status = fleet_.save_record(*record); !status.ok()) return status;
+  AgentCertificate certificate;
+  auto renewed = fleet_.update_record(identity.id, [&](std::optional<AgentRecord>& record) -> absl::Status {
+    if (!record || std::find(record->certificate_serials().begin(), record->certificate_serials().end(),
+                             identity.serial_hex) == record->certificate_serials().end()) {
+      return refuse(Refusal::kRevoked,
+                    absl::PermissionDeniedError(str_cat("agent ", identity.id, ": this certificate was revoked")),
+                    peer);
+    }
+    auto issued = authority_.issue_agent(request.csr_pem(), identity.id, options_.certificate_ttl);
+    if (!issued.ok()) return refuse(Refusal::kBadEnrolment, issued.status(), peer);
+    certificate = *std::move(issued);
+    // The renewing certificate stays usable until the next renewal, in case the agent could
+    // not keep the new one.
+    record->clear_certificate_serials();
+    record->add_certificate_serials(certificate.serial_hex);
+    record->add_certificate_serials(identity.serial_hex);
+    record->set_certificate_expires_unix(certificate.not_after_unix);
+    return absl::OkStatus();
+  });
+  if (!renewed.ok()) return renewed.status();
   metrics_.renewals.fetch_add(1);
-  spdlog::info("agent {} renewed its certificate (until {})", identity.id, common::utc_timestamp(certificate->not_after_unix));
-  control::v1::EnrollResponse response;
-  response.set_agent_id(identity.id);
-  response.set_certificate_pem(certificate->cert_pem);
-  *response.mutable_labels() = record->labels();
-  *response.mutable_requested_labels() = record->requested_labels();
-  response.set_expires_unix(certificate->not_after_unix);
-  return response;
+  spdlog::info("agent {} renewed its certificate (until {})", identity.id,
+               common::utc_timestamp(certificate.not_after_unix));
+  return response_for(*renewed, certificate);
 }
 
 }  // namespace strait::controller

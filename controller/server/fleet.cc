@@ -107,22 +107,27 @@ std::optional<AgentRecord> Fleet::record(const std::string& agent_id) const {
   return it->second.record;
 }
 
-absl::Status Fleet::save_record(const AgentRecord& record) {
-  if (auto status = store_.put_agent(record); !status.ok()) return status;
+absl::StatusOr<AgentRecord> Fleet::update_record(const std::string& agent_id, const RecordChange& change) {
+  std::lock_guard writing(records_mutex_);
+  std::optional<AgentRecord> record = this->record(agent_id);
+  if (auto status = change(record); !status.ok()) return status;
+  if (!record || record->id() != agent_id) return absl::InternalError(str_cat("no record for agent ", agent_id));
+  if (auto status = store_.put_agent(*record); !status.ok()) return status;
   std::lock_guard lock(mutex_);
-  auto [it, inserted] = agents_.try_emplace(record.id());
+  auto [it, inserted] = agents_.try_emplace(agent_id);
   Agent& agent = it->second;
   std::string previous_key = agent.label_key;
-  adopt_record_locked(agent, record);
+  adopt_record_locked(agent, *record);
   if (inserted) metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
   if (agent.stream != nullptr && agent.label_key != previous_key) {
-    unevaluated_.insert(record.id());
+    unevaluated_.insert(agent_id);
     wake_.notify_one();
   }
-  return absl::OkStatus();
+  return *record;
 }
 
 absl::StatusOr<bool> Fleet::remove_agent(const std::string& agent_id, const std::string& why) {
+  std::lock_guard writing(records_mutex_);
   auto removed = store_.remove_agent(agent_id);
   if (!removed.ok()) return removed.status();
   std::lock_guard lock(mutex_);
@@ -362,9 +367,15 @@ void Fleet::evaluate(std::unique_lock<std::mutex>& lock, const std::set<std::str
   }
 }
 
+bool Fleet::prunable(const Agent& agent, int64_t now) const {
+  // No certificate of it can connect any more, nor renew: nothing can come back to it.
+  auto retention = static_cast<int64_t>(options_.retention.count());
+  return agent.stream == nullptr && agent.record.certificate_expires_unix() + retention <= now &&
+         agent.record.last_seen_unix() + retention <= now;
+}
+
 void Fleet::maintain(std::unique_lock<std::mutex>& lock) {
   int64_t now = now_unix();
-  std::vector<AgentRecord> to_save;
   std::vector<std::string> to_prune;
   for (auto& [id, agent] : agents_) {
     if (agent.stream != nullptr && agent.certificate_not_after != 0 && agent.certificate_not_after <= now) {
@@ -379,32 +390,35 @@ void Fleet::maintain(std::unique_lock<std::mutex>& lock) {
       metrics_.agents_connected.fetch_sub(1);
       continue;
     }
-    auto retention = static_cast<int64_t>(options_.retention.count());
-    if (agent.stream == nullptr && agent.record.certificate_expires_unix() + retention <= now &&
-        agent.record.last_seen_unix() + retention <= now) {
-      to_prune.push_back(id);
-    }
+    if (prunable(agent, now)) to_prune.push_back(id);
   }
-  for (const auto& id : unsaved_) {
-    if (auto it = agents_.find(id); it != agents_.end()) to_save.push_back(it->second.record);
-  }
+  std::set<std::string> to_save = std::move(unsaved_);
   unsaved_.clear();
   lock.unlock();
-  for (const auto& record : to_save) {
-    if (auto status = store_.put_agent(record); !status.ok()) {
-      spdlog::warn("agent {}: cannot record when it was last seen: {}", record.id(), common::to_std(status.message()));
+  {
+    // Records are written in one order, store then memory, so what is saved here is the
+    // record as it is now, not a copy that an enrolment or a deletion has since replaced.
+    std::lock_guard writing(records_mutex_);
+    for (const auto& id : to_save) {
+      std::optional<AgentRecord> record = this->record(id);
+      if (!record) continue;
+      if (auto status = store_.put_agent(*record); !status.ok()) {
+        spdlog::warn("agent {}: cannot record when it was last seen: {}", id, common::to_std(status.message()));
+      }
     }
-  }
-  for (const auto& id : to_prune) {
-    auto removed = store_.remove_agent(id);
-    if (!removed.ok()) continue;
-    std::lock_guard relock(mutex_);
-    auto it = agents_.find(id);
-    if (it == agents_.end() || it->second.stream != nullptr) continue;
-    agents_.erase(it);
-    metrics_.agents_pruned.fetch_add(1);
-    metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
-    spdlog::info("agent {} forgotten: gone and its certificate expired for longer than the retention", id);
+    for (const auto& id : to_prune) {
+      {
+        std::lock_guard relock(mutex_);
+        auto it = agents_.find(id);  // it may have enrolled again meanwhile
+        if (it == agents_.end() || !prunable(it->second, now)) continue;
+      }
+      if (!store_.remove_agent(id).ok()) continue;
+      std::lock_guard relock(mutex_);
+      if (agents_.erase(id) == 0) continue;
+      metrics_.agents_pruned.fetch_add(1);
+      metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
+      spdlog::info("agent {} forgotten: gone, and its certificate expired, for longer than the retention", id);
+    }
   }
   lock.lock();
 }

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -67,9 +68,12 @@ class Fleet {
   absl::Status load();
 
   std::optional<AgentRecord> record(const std::string& agent_id) const;
-  // Creates or replaces an agent's record (enrolment, renewal, labels); a connected agent
-  // whose labels changed gets its new snapshot.
-  absl::Status save_record(const AgentRecord& record);
+  // Changes an agent's record (enrolment, renewal, labels) as one step: `change` gets the
+  // current record (nothing when there is none) and edits or sets it, or refuses with an
+  // error that is returned as is. The result is stored, then served; a connected agent whose
+  // labels changed gets its new snapshot.
+  using RecordChange = std::function<absl::Status(std::optional<AgentRecord>& record)>;
+  absl::StatusOr<AgentRecord> update_record(const std::string& agent_id, const RecordChange& change);
   // Forgets the agent: its certificates stop working and its stream, if any, is closed.
   // False when there was no such agent.
   absl::StatusOr<bool> remove_agent(const std::string& agent_id, const std::string& why);
@@ -117,6 +121,7 @@ class Fleet {
   void offer_locked(Agent& agent, const BuiltPtr& built);
   void send_locked(Agent& agent, const BuiltPtr& built);
   void maintain(std::unique_lock<std::mutex>& lock);
+  bool prunable(const Agent& agent, int64_t now_unix) const;
   Agent* find_session_locked(const std::string& agent_id, uint64_t session);
   void adopt_record_locked(Agent& agent, const AgentRecord& record);
   BuiltPtr build(const StoreSnapshot& resources, const Labels& labels, uint64_t nonce);
@@ -126,6 +131,8 @@ class Fleet {
   FleetOptions options_;
   int watch_id_ = 0;
 
+  // Serializes writes of agent records (store, then memory). Taken before mutex_, never after.
+  std::mutex records_mutex_;
   mutable std::mutex mutex_;  // guards everything below; never held while building or calling the store
   std::condition_variable wake_;
   std::map<std::string, Agent> agents_;

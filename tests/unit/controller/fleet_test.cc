@@ -66,6 +66,17 @@ Resource service(const std::string& name, const std::string& addr, const std::st
   return resource;
 }
 
+// Creates or replaces a record as enrolment would.
+absl::Status save(Fleet& fleet, const AgentRecord& record) {
+  return fleet
+      .update_record(record.id(),
+                     [&](std::optional<AgentRecord>& current) {
+                       current = record;
+                       return absl::OkStatus();
+                     })
+      .status();
+}
+
 control::v1::Ack ack_of(const Message& message, bool accepted = true) {
   control::v1::Ack ack;
   ack.set_version(message->snapshot().version());
@@ -99,7 +110,7 @@ class FleetTest : public ::testing::Test {
     if (!role.empty()) (*record.mutable_labels())["role"] = role;
     record.add_certificate_serials("serial-" + id);
     record.set_certificate_expires_unix(4102444800);  // 2100
-    EXPECT_TRUE(fleet_->save_record(record).ok());
+    EXPECT_TRUE(save(*fleet_, record).ok());
     return AgentIdentity{id, "serial-" + id, 4102444800};
   }
 
@@ -237,10 +248,11 @@ TEST_F(FleetTest, RelabellingAnAgentSendsItItsNewPlacement) {
   ASSERT_NE(first, nullptr);
   EXPECT_TRUE(service_addrs(first).empty());
   fleet_->on_ack("agent-1", session, ack_of(first));
-  auto record = fleet_->record("agent-1");
-  ASSERT_TRUE(record.has_value());
-  (*record->mutable_labels())["role"] = "exit";
-  ASSERT_TRUE(fleet_->save_record(*record).ok());
+  auto relabelled_record = fleet_->update_record("agent-1", [](std::optional<AgentRecord>& record) {
+    (*record->mutable_labels())["role"] = "exit";
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(relabelled_record.ok());
   Message relabelled = stream.next();
   ASSERT_NE(relabelled, nullptr);
   EXPECT_EQ(service_addrs(relabelled), std::vector<std::string>{":2"});
@@ -260,11 +272,11 @@ TEST(FleetMaintenanceTest, ExpiredStreamsAreClosedAndLongGoneAgentsForgotten) {
   gone.add_certificate_serials("old");
   gone.set_certificate_expires_unix(now - 10);
   gone.set_last_seen_unix(now - 10);
-  ASSERT_TRUE(fleet.save_record(gone).ok());
+  ASSERT_TRUE(save(fleet, gone).ok());
   AgentRecord expiring = gone;
   expiring.set_id("expiring-1");
   expiring.set_certificate_expires_unix(now + 1);
-  ASSERT_TRUE(fleet.save_record(expiring).ok());
+  ASSERT_TRUE(save(fleet, expiring).ok());
   FakeStream stream;
   control::v1::Hello hello;
   ASSERT_TRUE(fleet.connect({"expiring-1", "old", now + 1}, hello, "test", &stream).ok());
