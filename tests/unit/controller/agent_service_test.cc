@@ -51,7 +51,7 @@ class AgentServiceTest : public ::testing::Test {
     grpc::ChannelArguments arguments;
     arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection per stub: one identity each
     return control::v1::AgentControl::NewStub(
-        grpc::CreateCustomChannel("localhost:" + std::to_string(port_), grpc::SslCredentials(ssl), arguments));
+        grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port_), grpc::SslCredentials(ssl), arguments));
   }
 
   static std::unique_ptr<grpc::ClientContext> context() {

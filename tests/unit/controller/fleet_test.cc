@@ -124,6 +124,10 @@ class FleetTest : public ::testing::Test {
 
   void put(const Resource& resource) { ASSERT_TRUE(store_->put(resource, std::nullopt).ok()); }
 
+  // The fleet's worker may send to a stream until the fleet stops: streams outlive it.
+  FakeStream& new_stream() { return streams_.emplace_back(); }
+
+  std::deque<FakeStream> streams_;
   std::unique_ptr<Store> store_;
   ControllerMetrics metrics_;
   std::unique_ptr<Fleet> fleet_;
@@ -131,7 +135,7 @@ class FleetTest : public ::testing::Test {
 
 TEST_F(FleetTest, OneSnapshotInFlightAndThePendingOneIsReplacedNotQueued) {
   auto identity = enrol("edge-1", "");
-  FakeStream stream;
+  FakeStream& stream = new_stream();
   uint64_t session = connect(identity, stream);
   Message first = stream.next();
   ASSERT_NE(first, nullptr);
@@ -151,7 +155,7 @@ TEST_F(FleetTest, OneSnapshotInFlightAndThePendingOneIsReplacedNotQueued) {
 
 TEST_F(FleetTest, ANackAlsoReleasesThePendingSnapshotAndStaleAcksAreIgnored) {
   auto identity = enrol("edge-1", "");
-  FakeStream stream;
+  FakeStream& stream = new_stream();
   uint64_t session = connect(identity, stream);
   Message first = stream.next();
   ASSERT_NE(first, nullptr);
@@ -171,14 +175,14 @@ TEST_F(FleetTest, ANackAlsoReleasesThePendingSnapshotAndStaleAcksAreIgnored) {
 TEST_F(FleetTest, AnAgentThatAlreadyServesTheSnapshotIsSentNothingOnConnect) {
   put(service("a", ":1"));
   auto identity = enrol("edge-1", "");
-  FakeStream stream;
+  FakeStream& stream = new_stream();
   uint64_t session = connect(identity, stream);
   Message served = stream.next();
   ASSERT_NE(served, nullptr);
   fleet_->on_ack("edge-1", session, ack_of(served));
   fleet_->disconnect("edge-1", session);
   // It comes back (or the controller restarted) holding that version.
-  FakeStream again;
+  FakeStream& again = new_stream();
   connect(identity, again, served->snapshot().version());
   EXPECT_TRUE(again.nothing_within(200ms));
   EXPECT_EQ(metrics_.pushes_skipped_on_connect.load(), 1u);
@@ -195,7 +199,9 @@ TEST_F(FleetTest, AnAgentThatAlreadyServesTheSnapshotIsSentNothingOnConnect) {
 TEST_F(FleetTest, SnapshotsAreBuiltOncePerLabelSetAndShared) {
   put(service("edge-svc", ":1", "edge"));
   put(service("exit-svc", ":2", "exit"));
-  FakeStream edge_a, edge_b, exit;
+  FakeStream& edge_a = new_stream();
+  FakeStream& edge_b = new_stream();
+  FakeStream& exit = new_stream();
   auto a = enrol("edge-a", "edge");
   auto b = enrol("edge-b", "edge");
   auto x = enrol("exit-1", "exit");
@@ -214,7 +220,8 @@ TEST_F(FleetTest, SnapshotsAreBuiltOncePerLabelSetAndShared) {
 
 TEST_F(FleetTest, ASecondLiveStreamIsRefusedAndTheFirstKept) {
   auto identity = enrol("exit-1", "");
-  FakeStream first, second;
+  FakeStream& first = new_stream();
+  FakeStream& second = new_stream();
   connect(identity, first);
   control::v1::Hello hello;
   auto refused = fleet_->connect(identity, hello, "elsewhere", &second);
@@ -225,11 +232,11 @@ TEST_F(FleetTest, ASecondLiveStreamIsRefusedAndTheFirstKept) {
 
 TEST_F(FleetTest, RevokedCertificatesAndDeletedAgentsCannotConnect) {
   auto identity = enrol("edge-1", "");
-  FakeStream stream;
+  FakeStream& stream = new_stream();
   connect(identity, stream);
   AgentIdentity superseded = identity;
   superseded.serial_hex = "an-older-serial";
-  FakeStream other;
+  FakeStream& other = new_stream();
   control::v1::Hello hello;
   EXPECT_EQ(fleet_->connect(superseded, hello, "test", &other).status().code(), absl::StatusCode::kPermissionDenied);
   ASSERT_TRUE(fleet_->remove_agent("edge-1", "test").ok());
@@ -242,7 +249,7 @@ TEST_F(FleetTest, RevokedCertificatesAndDeletedAgentsCannotConnect) {
 TEST_F(FleetTest, RelabellingAnAgentSendsItItsNewPlacement) {
   put(service("exit-svc", ":2", "exit"));
   auto identity = enrol("agent-1", "edge");
-  FakeStream stream;
+  FakeStream& stream = new_stream();
   uint64_t session = connect(identity, stream);
   Message first = stream.next();
   ASSERT_NE(first, nullptr);
@@ -259,6 +266,7 @@ TEST_F(FleetTest, RelabellingAnAgentSendsItItsNewPlacement) {
 }
 
 TEST(FleetMaintenanceTest, ExpiredStreamsAreClosedAndLongGoneAgentsForgotten) {
+  FakeStream stream;  // outlives the fleet, whose worker may send to it until it stops
   auto store = *open_sqlite_store(":memory:");
   ControllerMetrics metrics;
   FleetOptions options;
@@ -277,7 +285,6 @@ TEST(FleetMaintenanceTest, ExpiredStreamsAreClosedAndLongGoneAgentsForgotten) {
   expiring.set_id("expiring-1");
   expiring.set_certificate_expires_unix(now + 1);
   ASSERT_TRUE(save(fleet, expiring).ok());
-  FakeStream stream;
   control::v1::Hello hello;
   ASSERT_TRUE(fleet.connect({"expiring-1", "old", now + 1}, hello, "test", &stream).ok());
   ASSERT_NE(stream.next(), nullptr);
