@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/duration.h"
+#include "common/log_escape.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "controller/server/admin_service.h"
@@ -173,6 +174,17 @@ int run(const Options& options) {
     return kExitRuntime;
   }
   metrics.store_revision.store((*store)->revision());
+  if (auto tokens = (*store)->list_tokens(); tokens.ok()) {
+    for (const auto& token : *tokens) {
+      if (token.grants.contains("*")) {
+        std::string description;
+        strait::common::append_text_escaped(description, token.description);
+        spdlog::warn("join token {} ({}) predates label grants and lets agents enrol with any label; replace it: "
+                     "straitctl token create --labels ..., then straitctl token delete {}",
+                     token.id, description, token.id);
+      }
+    }
+  }
 
   FleetOptions fleet_options;
   fleet_options.coalesce = std::chrono::milliseconds(options.coalesce_ms);

@@ -44,9 +44,10 @@ control::v1::EnrollResponse response_for(const AgentRecord& record, const AgentC
 
 LabelDecision decide_labels(const Labels& requested, const std::map<std::string, std::string>& grants) {
   LabelDecision decision;
+  bool any = grants.contains("*");
   for (const auto& [key, value] : requested) {
     auto grant = grants.find(key);
-    bool granted = grant != grants.end() && (grant->second == "*" || grant->second == value);
+    bool granted = any || (grant != grants.end() && (grant->second == "*" || grant->second == value));
     (granted ? decision.granted : decision.refused)[key] = value;
   }
   return decision;

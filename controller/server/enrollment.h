@@ -20,8 +20,8 @@ struct EnrollmentOptions {
   double burst = 40;
 };
 
-// The labels of an enrolment: those the token grants, and those it does not (recorded as
-// requested, for an operator to grant).
+// The labels of an enrolment: those the token grants (a grant "k=*" any value of k, "*=*"
+// any label), and those it does not (recorded as requested, for an operator to grant).
 struct LabelDecision {
   Labels granted;
   Labels refused;

@@ -26,8 +26,14 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, body BLOB NOT NULL);
 )sql";
 
-// Stores made before tokens could grant labels lack the column; "k=v" lines.
-constexpr const char* kAddTokenGrants = "ALTER TABLE tokens ADD COLUMN grants TEXT NOT NULL DEFAULT ''";
+// Stores made before tokens could grant labels lack the column ("k=v" lines). Their tokens
+// let agents choose any label, so they keep granting any ("*=*"): an upgrade must not strip
+// the fleet's placement. The controller names them at start so they can be replaced.
+constexpr const char* kAddTokenGrants =
+    "BEGIN IMMEDIATE;"
+    "ALTER TABLE tokens ADD COLUMN grants TEXT NOT NULL DEFAULT '';"
+    "UPDATE tokens SET grants = '*=*\n';"
+    "COMMIT;";
 
 std::string grants_text(const std::map<std::string, std::string>& grants) {
   std::string out;

@@ -37,7 +37,8 @@ struct JoinToken {
   std::string description;
   int64_t created_unix = 0;
   int64_t expires_unix = 0;  // 0: never
-  // Labels it may grant at enrolment; the value "*" grants any value of the key.
+  // Labels it may grant at enrolment; the value "*" grants any value of the key, and "*=*"
+  // any label (tokens made before tokens granted labels).
   std::map<std::string, std::string> grants;
 };
 

@@ -16,6 +16,8 @@ TEST(DecideLabelsTest, ATokenGrantsWhatItNamesAndAnyValueForAStar) {
   EXPECT_EQ(decision.granted, (Labels{{"zone", "eu"}}));
   EXPECT_EQ(decision.refused, (Labels{{"role", "exit"}, {"tier", "gold"}}));
   EXPECT_TRUE(decide_labels({{"role", "exit"}}, {}).granted.empty());
+  EXPECT_EQ(decide_labels({{"role", "exit"}}, {{"*", "*"}}).granted, (Labels{{"role", "exit"}}))
+      << "a token from before grants grants any label";
 }
 
 class EnrollmentTest : public ::testing::Test {

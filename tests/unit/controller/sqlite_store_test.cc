@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
 #include <filesystem>
 
 namespace strait::controller {
@@ -128,6 +130,26 @@ TEST_F(SqliteStoreTest, ReadAllReturnsTheResourcesWithTheirRevision) {
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->revision, 2);
   EXPECT_EQ(all->resources.size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, TokensFromBeforeGrantsKeepGrantingAnyLabel) {
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "strait.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, description TEXT NOT "
+                           "NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL);"
+                           "INSERT INTO tokens VALUES ('old', 'hash-old', 'bootstrap', 100, 0);",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto store = open();
+  auto old = store->find_token("hash-old", 150);
+  ASSERT_TRUE(old.ok() && old->has_value());
+  EXPECT_EQ((*old)->grants, (std::map<std::string, std::string>{{"*", "*"}}));
+  ASSERT_TRUE(store->put_token({"new", "hash-new", "ci", 100, 0, {}}).ok());
+  EXPECT_TRUE((*store->find_token("hash-new", 150))->grants.empty());
 }
 
 }  // namespace
