@@ -79,4 +79,10 @@ void append_json_escaped(std::string& out, std::string_view text) {
   }
 }
 
+std::string text_escaped(std::string_view text) {
+  std::string out;
+  append_text_escaped(out, text);
+  return out;
+}
+
 }  // namespace strait::common

@@ -177,11 +177,9 @@ int run(const Options& options) {
   if (auto tokens = (*store)->list_tokens(); tokens.ok()) {
     for (const auto& token : *tokens) {
       if (token.grants.contains("*")) {
-        std::string description;
-        strait::common::append_text_escaped(description, token.description);
         spdlog::warn("join token {} ({}) predates label grants and lets agents enrol with any label; replace it: "
                      "straitctl token create --labels ..., then straitctl token delete {}",
-                     token.id, description, token.id);
+                     token.id, strait::common::text_escaped(token.description), token.id);
       }
     }
   }

@@ -26,12 +26,6 @@ Status to_grpc(const absl::Status& status) {
 
 std::string canonical_or_empty(const std::string& kind) { return kind.empty() ? "" : canonical_kind(kind); }
 
-std::string escaped(std::string_view text) {
-  std::string out;
-  common::append_text_escaped(out, text);
-  return out;
-}
-
 int64_t now_unix() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -209,7 +203,7 @@ Status AdminService::CreateToken(grpc::ServerContext* context, const admin::v1::
   if (!created.ok()) return to_grpc(created.status());
   *response = *created;
   spdlog::info("join token {} created{}{}", created->id(),
-               request->description().empty() ? "" : " (" + escaped(request->description()) + ")",
+               request->description().empty() ? "" : " (" + common::text_escaped(request->description()) + ")",
                grants.empty() ? "" : ", granting " + label_key(grants));
   return Status::OK;
 }
@@ -240,8 +234,8 @@ Status AdminService::DeleteToken(grpc::ServerContext* context, const admin::v1::
   if (auto status = authorize(*context); !status.ok()) return status;
   auto removed = store_.remove_token(request->id());
   if (!removed.ok()) return to_grpc(removed.status());
-  if (!*removed) return Status(StatusCode::NOT_FOUND, "join token \"" + escaped(request->id()) + "\" not found");
-  spdlog::info("join token {} deleted: it enrols no one any more", escaped(request->id()));
+  if (!*removed) return Status(StatusCode::NOT_FOUND, "join token \"" + common::text_escaped(request->id()) + "\" not found");
+  spdlog::info("join token {} deleted: it enrols no one any more", common::text_escaped(request->id()));
   if (!request->revoke_agents()) return Status::OK;
   for (const auto& agent : fleet_.agents()) {
     if (agent.token_id() != request->id()) continue;
@@ -257,7 +251,7 @@ Status AdminService::DeleteAgent(grpc::ServerContext* context, const admin::v1::
   if (auto status = authorize(*context); !status.ok()) return status;
   auto removed = fleet_.remove_agent(request->id(), "straitctl agents delete");
   if (!removed.ok()) return to_grpc(removed.status());
-  if (!*removed) return Status(StatusCode::NOT_FOUND, "agent \"" + escaped(request->id()) + "\" is not enrolled");
+  if (!*removed) return Status(StatusCode::NOT_FOUND, "agent \"" + common::text_escaped(request->id()) + "\" is not enrolled");
   return Status::OK;
 }
 
@@ -266,7 +260,7 @@ Status AdminService::LabelAgent(grpc::ServerContext* context, const admin::v1::L
   if (auto status = authorize(*context); !status.ok()) return status;
   if (auto status = check_labels(request->set(), "label"); !status.ok()) return to_grpc(status);
   auto record = fleet_.update_record(request->id(), [&](std::optional<AgentRecord>& current) -> absl::Status {
-    if (!current) return absl::NotFoundError("agent \"" + escaped(request->id()) + "\" is not enrolled");
+    if (!current) return absl::NotFoundError("agent \"" + common::text_escaped(request->id()) + "\" is not enrolled");
     for (const auto& key : request->remove()) {
       current->mutable_labels()->erase(key);
       current->mutable_requested_labels()->erase(key);

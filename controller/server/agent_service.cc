@@ -39,16 +39,10 @@ absl::StatusOr<AgentIdentity> peer_identity(const grpc::CallbackServerContext& c
   return AgentIdentity{facts->agent_id, facts->serial_hex, facts->not_after_unix};
 }
 
-std::string escaped(std::string_view text) {
-  std::string out;
-  common::append_text_escaped(out, text);
-  return out;
-}
-
 absl::Status check_hello(const control::v1::Hello& hello, const AgentIdentity& identity) {
   if (!hello.agent_id().empty() && hello.agent_id() != identity.id) {
     return absl::PermissionDeniedError(
-        common::str_cat("Hello names agent \"", escaped(hello.agent_id().substr(0, kMaxHelloString)),
+        common::str_cat("Hello names agent \"", common::text_escaped(hello.agent_id().substr(0, kMaxHelloString)),
                         "\" but the certificate is agent ", identity.id));
   }
   if (hello.agent_version().size() > kMaxHelloString) return absl::InvalidArgumentError("agent_version: too long");

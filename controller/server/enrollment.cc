@@ -19,12 +19,6 @@ int64_t now_unix() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string escaped(std::string_view text) {
-  std::string out;
-  common::append_text_escaped(out, text);
-  return out;
-}
-
 std::string labels_text(const Labels& labels) {
   std::string text = label_key(labels);
   return text.empty() ? "none" : text;
@@ -85,7 +79,7 @@ bool Enrollment::admit(const std::string& peer) {
 
 absl::Status Enrollment::refuse(Refusal reason, absl::Status status, const std::string& peer) {
   metrics_.refused(reason);
-  spdlog::warn("enrolment from {} refused: {}", peer, escaped(common::to_std(status.message())));
+  spdlog::warn("enrolment from {} refused: {}", peer, common::text_escaped(common::to_std(status.message())));
   return status;
 }
 

@@ -36,12 +36,6 @@ bool holds(const std::string& held_digest, const std::string& fingerprint) {
   return !held_digest.empty() && fingerprint.starts_with(held_digest);
 }
 
-std::string escaped(std::string_view text) {
-  std::string out;
-  common::append_text_escaped(out, text);
-  return out;
-}
-
 Labels labels_of(const AgentRecord& record) { return Labels(record.labels().begin(), record.labels().end()); }
 
 }  // namespace
@@ -190,7 +184,7 @@ absl::StatusOr<uint64_t> Fleet::connect(const AgentIdentity& identity, const con
   agent.pending.reset();
   spdlog::info("agent {} connected from {} (labels {}, serving {})", identity.id, peer,
                agent.label_key.empty() ? "none" : agent.label_key,
-               hello.applied_version().empty() ? "nothing yet" : escaped(hello.applied_version()));
+               hello.applied_version().empty() ? "nothing yet" : common::text_escaped(hello.applied_version()));
   auto built = built_.find(agent.label_key);
   if (built != built_.end()) {
     offer_locked(agent, built->second);
@@ -240,10 +234,10 @@ void Fleet::on_ack(const std::string& agent_id, uint64_t session, const control:
         reason += str_cat("; ", error.kind(), " ", error.name(), ": ", error.message());
       }
     }
-    reason = escaped(reason.substr(0, 4096));
+    reason = common::text_escaped(reason.substr(0, 4096));
     agent->info.set_last_nack_error(reason);
     spdlog::warn("agent {} refused snapshot {}: {}; it keeps serving {}", agent_id, version, reason,
-                 agent->info.applied_version().empty() ? "nothing" : escaped(agent->info.applied_version()));
+                 agent->info.applied_version().empty() ? "nothing" : common::text_escaped(agent->info.applied_version()));
   }
   agent->in_flight.reset();
   if (BuiltPtr next = std::move(agent->pending)) {
