@@ -41,6 +41,24 @@ const std::vector<MetadataKey> kKeys = {
     {"connectTimeout", Kind::kDuration, 0, 0, "alias of timeout"},
     {"relay", Kind::kString, 0, 0, "socks5 connector UDP mode: udp for UDP ASSOCIATE"},
     {"disable4a", Kind::kBool, 0, 0, "socks4 connector: resolve names locally"},
+    // Channels (tls, ws, wss, mux).
+    {"handshakeTimeout", Kind::kDuration, 0, 0, "TLS/WebSocket handshake deadline of a listener or dialer"},
+    {"ws.handshakeTimeout", Kind::kDuration, 0, 0, "alias of handshakeTimeout"},
+    {"path", Kind::kString, 0, 0, "ws/wss: the HTTP path of the upgrade (default /ws)"},
+    {"ws.path", Kind::kString, 0, 0, "alias of path"},
+    {"host", Kind::kString, 0, 0, "ws/wss dialer: Host of the upgrade request (default: the node address)"},
+    {"ws.host", Kind::kString, 0, 0, "alias of host"},
+    {"ws.keepalive", Kind::kBool, 0, 0, "ws/wss dialer: send WebSocket pings"},
+    {"ws.keepalive.interval", Kind::kDuration, 0, 0, "time between WebSocket pings (default 15s)"},
+    {"nodelay", Kind::kBool, 0, 0, "relay: send the request/reply at once instead of with the first data"},
+    {"mux.version", Kind::kInteger, 1, 2, "smux protocol version"},
+    {"mux.keepaliveInterval", Kind::kDuration, 0, 0, "smux: time between keepalive frames"},
+    {"mux.keepaliveTimeout", Kind::kDuration, 0, 0, "smux: a session silent this long is closed"},
+    {"mux.keepaliveDisabled", Kind::kBool, 0, 0, "smux: no keepalive frames"},
+    {"mux.maxFrameSize", Kind::kInteger, 1, 65535, "smux: largest data frame"},
+    {"mux.maxReceiveBuffer", Kind::kInteger, 1024, 64 << 20, "smux: bytes buffered per session"},
+    {"mux.maxStreamBuffer", Kind::kInteger, 1024, 64 << 20, "smux: bytes buffered per stream (version 2 window)"},
+    {"mux.maxStreams", Kind::kInteger, 1, 65535, "smux: streams open at once per session"},
 };
 
 const Value* find(const Metadata& metadata, std::string_view key) {

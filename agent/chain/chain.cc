@@ -55,7 +55,7 @@ absl::StatusOr<std::shared_ptr<const Chain>> build_chain(const config::v1::Chain
       if (auto parsed = common::parse_host_port(node.address); !parsed.ok()) {
         return in_node(chain->name, hop.name, node.name, parsed.status());
       }
-      auto dialer = make_dialer(node_config.dialer().type().empty() ? "tcp" : node_config.dialer().type());
+      auto dialer = make_dialer(node_config);
       if (!dialer.ok()) return in_node(chain->name, hop.name, node.name, dialer.status());
       auto connector = make_connector(node_config);
       if (!connector.ok()) return in_node(chain->name, hop.name, node.name, connector.status());

@@ -50,7 +50,7 @@ asio::awaitable<Result<StreamPtr>> Router::walk_chain(asio::any_io_executor exec
       opened = co_await node.dialer->dial(executor, node.address, Network::kTcp, options_);
     } else {
       opened = co_await previous->connector->connect(std::move(stream), Network::kTcp, node.address);
-      if (opened) opened = co_await node.dialer->handshake(std::move(*opened));
+      if (opened) opened = co_await node.dialer->handshake(std::move(*opened), node.address);
     }
     if (!opened) {
       hop.selector->mark_failed(chosen);

@@ -59,6 +59,10 @@ class Listener {
   virtual ~Listener() = default;
   // The next client stream; an error once the listener is closed.
   virtual asio::awaitable<Result<StreamPtr>> accept() = 0;
+  // Runs the channel's layers above the socket (TLS, WebSocket) over a stream accept()
+  // returned. The service calls it on that connection's own coroutine, so a slow or silent
+  // client never holds the accept loop; it is bounded by the listener's handshake timeout.
+  virtual asio::awaitable<Result<StreamPtr>> handshake(StreamPtr accepted) { co_return std::move(accepted); }
   // Clients the kernel has queued but accept() has not returned yet, taken without waiting,
   // so that a listener about to close can hand them over instead of resetting them.
   virtual std::vector<StreamPtr> take_pending() { return {}; }
@@ -94,8 +98,11 @@ class Dialer {
   // Opens a channel to `address` (host:port) from this host.
   virtual asio::awaitable<Result<StreamPtr>> dial(asio::any_io_executor executor, const std::string& address,
                                                   Network network, const DialOptions& options) = 0;
-  // Runs this channel's handshake over a stream a previous hop opened (TLS, WebSocket...).
-  virtual asio::awaitable<Result<StreamPtr>> handshake(StreamPtr stream) { co_return std::move(stream); }
+  // Runs this channel's handshake over a stream a previous hop opened to `address` (TLS,
+  // WebSocket...); the address gives the defaults of SNI and the WebSocket Host.
+  virtual asio::awaitable<Result<StreamPtr>> handshake(StreamPtr stream, const std::string& /*address*/) {
+    co_return std::move(stream);
+  }
 };
 
 }  // namespace strait::agent

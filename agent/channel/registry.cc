@@ -1,30 +1,51 @@
 #include "agent/channel/registry.h"
 
 #include "agent/channel/tcp.h"
+#include "agent/channel/tls.h"
 #include "agent/channel/udp.h"
+#include "agent/channel/ws.h"
 #include "common/strings.h"
 
 namespace strait::agent {
 namespace {
 
+using config::v1::Config;
+using config::v1::NodeConfig;
+using config::v1::ServiceConfig;
+
 struct ListenerEntry {
   const char* type;
-  std::unique_ptr<ListenerFactory> (*make)();
+  ListenerMaker make;
 };
 
 struct DialerEntry {
   const char* type;
-  std::unique_ptr<Dialer> (*make)();
+  DialerMaker make;
 };
 
+absl::StatusOr<std::unique_ptr<ListenerFactory>> tcp_listener(const ServiceConfig&, const Config&) {
+  return make_tcp_listener_factory();
+}
+absl::StatusOr<std::unique_ptr<ListenerFactory>> udp_listener(const ServiceConfig&, const Config&) {
+  return make_udp_listener_factory();
+}
+absl::StatusOr<std::unique_ptr<Dialer>> tcp_dialer(const NodeConfig&) { return make_tcp_dialer(); }
+absl::StatusOr<std::unique_ptr<Dialer>> udp_dialer(const NodeConfig&) { return make_udp_dialer(); }
+
 constexpr ListenerEntry kListeners[] = {
-    {"tcp", make_tcp_listener_factory},
-    {"udp", make_udp_listener_factory},
+    {"tcp", tcp_listener},
+    {"udp", udp_listener},
+    {"tls", make_tls_listener_factory},
+    {"ws", make_ws_listener_factory},
+    {"wss", make_wss_listener_factory},
 };
 
 constexpr DialerEntry kDialers[] = {
-    {"tcp", make_tcp_dialer},
-    {"udp", make_udp_dialer},
+    {"tcp", tcp_dialer},
+    {"udp", udp_dialer},
+    {"tls", make_tls_dialer},
+    {"ws", make_ws_dialer},
+    {"wss", make_wss_dialer},
 };
 
 template <typename Table>
@@ -39,17 +60,20 @@ std::vector<std::string> names_of(const Table& table) {
 std::vector<std::string> listener_types() { return names_of(kListeners); }
 std::vector<std::string> dialer_types() { return names_of(kDialers); }
 
-absl::StatusOr<std::unique_ptr<ListenerFactory>> make_listener_factory(const std::string& type) {
+absl::StatusOr<std::unique_ptr<ListenerFactory>> make_listener_factory(const ServiceConfig& service,
+                                                                       const Config& config) {
+  const std::string type = service.listener().type().empty() ? "tcp" : service.listener().type();
   for (const auto& entry : kListeners) {
-    if (type == entry.type) return entry.make();
+    if (type == entry.type) return entry.make(service, config);
   }
   return absl::InvalidArgumentError(
       common::str_cat("unknown listener type \"", type, "\"; known: ", common::join(listener_types(), ", ")));
 }
 
-absl::StatusOr<std::unique_ptr<Dialer>> make_dialer(const std::string& type) {
+absl::StatusOr<std::unique_ptr<Dialer>> make_dialer(const NodeConfig& node) {
+  const std::string type = node.dialer().type().empty() ? "tcp" : node.dialer().type();
   for (const auto& entry : kDialers) {
-    if (type == entry.type) return entry.make();
+    if (type == entry.type) return entry.make(node);
   }
   return absl::InvalidArgumentError(
       common::str_cat("unknown dialer type \"", type, "\"; known: ", common::join(dialer_types(), ", ")));

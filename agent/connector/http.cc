@@ -8,7 +8,7 @@
 #include <boost/asio/write.hpp>
 
 #include "absl/strings/escaping.h"
-#include "agent/chain/errors.h"
+#include "agent/protocol/proxy_error.h"
 #include "agent/connector/connector_options.h"
 #include "agent/protocol/http_status.h"
 #include "common/prefixed_stream.h"

@@ -4,7 +4,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "agent/chain/errors.h"
+#include "agent/protocol/proxy_error.h"
 #include "agent/connector/connector_options.h"
 #include "agent/net/resolver.h"
 #include "agent/protocol/message_io.h"

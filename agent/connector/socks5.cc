@@ -4,7 +4,7 @@
 #include <vector>
 
 
-#include "agent/chain/errors.h"
+#include "agent/protocol/proxy_error.h"
 #include "agent/connector/connector_options.h"
 #include "agent/connector/socks5_udp.h"
 #include "agent/protocol/message_io.h"

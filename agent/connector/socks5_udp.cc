@@ -10,10 +10,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include "agent/chain/errors.h"
+#include "agent/protocol/proxy_error.h"
 #include "agent/channel/tcp.h"
 #include "agent/net/resolver.h"
 #include "agent/protocol/socks5.h"
+#include "common/io_operation.h"
 
 namespace strait::agent {
 namespace {
@@ -24,16 +25,8 @@ constexpr size_t kReadChunk = 16 * 1024;
 // The relay a SOCKS5 server names is normally an IP; a name gets the usual dial budget.
 constexpr auto kRelayLookupTimeout = std::chrono::seconds(10);
 
-using IoResult = std::tuple<error_code, size_t>;
-
-// Runs `operation` (a coroutine returning {error, bytes}) and completes `handler` with it.
-void complete_with(asio::any_io_executor executor, asio::awaitable<IoResult> operation, common::IoHandler handler) {
-  asio::co_spawn(executor, std::move(operation),
-                 [handler = std::move(handler)](std::exception_ptr failure, IoResult result) mutable {
-                   if (failure) result = IoResult{asio::error::fault, 0};
-                   std::move(handler)(std::get<0>(result), std::get<1>(result));
-                 });
-}
+using common::complete_with;
+using common::IoResult;
 
 class UdpTunClientStream final : public Stream {
  public:

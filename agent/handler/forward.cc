@@ -1,13 +1,14 @@
 #include "agent/handler/forward.h"
 
-#include <spdlog/spdlog.h>
-
-#include "agent/chain/errors.h"
-#include "agent/service/session_log.h"
+#include "agent/handler/forward_target.h"
+#include "agent/observe/session_log.h"
+#include "agent/protocol/proxy_error.h"
 #include "common/strings.h"
 
 namespace strait::agent {
 namespace {
+
+constexpr char kChainDecides[] = ":0";
 
 class ForwardHandler final : public Handler {
  public:
@@ -28,25 +29,13 @@ class ForwardHandler final : public Handler {
   // not stay in the frame of a long-lived connection.
   asio::awaitable<Result<StreamPtr>> dial_target(Stream& client, const HandlerContext& ctx,
                                                  SessionLog& session) const {
-    if (!ctx.forwarder || ctx.forwarder->targets.empty()) co_return ProxyError::kNoTarget;
-    auto& forwarder = *ctx.forwarder;
-    std::string peer = client.remote_address();
-    // The `hash` strategy keeps a client host on one target, whatever its source port.
-    std::string_view client_host = std::string_view(peer).substr(0, peer.rfind(':'));
-    Result<StreamPtr> upstream = ProxyError::kNoTarget;
-    for (size_t index : forwarder.selector->order(client_host)) {
-      const std::string& target = forwarder.targets[index];
-      session.set_target(target);
-      upstream = co_await ctx.router->dial(client.get_executor(), network_, target, client_host);
-      if (upstream) {
-        forwarder.selector->mark_ok(index);
-        break;
-      }
-      forwarder.selector->mark_failed(index);
-      spdlog::warn("{}: {} -> {} ({}): {}", ctx.service, peer, target, forwarder.names[index],
-                   upstream.error().message());
+    if (!ctx.forwarder || ctx.forwarder->targets.empty()) {
+      // No targets of its own: the chain's last node (a forward or relay connector, whose
+      // peer has the targets) decides, as GOST's placeholder target ":0" does.
+      session.set_target(kChainDecides);
+      co_return co_await ctx.router->dial(client.get_executor(), network_, kChainDecides, {});
     }
-    co_return upstream;
+    co_return co_await dial_forward_target(client, ctx, network_, session);
   }
 
   Network network_;
@@ -54,10 +43,11 @@ class ForwardHandler final : public Handler {
 
 absl::StatusOr<std::unique_ptr<Handler>> make_forward_handler(const config::v1::ServiceConfig& service,
                                                               Network network) {
-  if (service.forwarder().nodes().empty()) {
+  if (service.forwarder().nodes().empty() && service.handler().chain().empty()) {
     return absl::InvalidArgumentError(common::str_cat("handler ", service.handler().type(),
                                                       " forwards to targets but none are given "
-                                                      "(e.g. tcp://:8080/host:80 or forwarder.nodes)"));
+                                                      "(e.g. tcp://:8080/host:80 or forwarder.nodes), nor a chain "
+                                                      "whose last node forwards (-F forward+tls://host:port)"));
   }
   return std::make_unique<ForwardHandler>(network);
 }

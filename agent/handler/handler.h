@@ -4,22 +4,15 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "agent/chain/forwarder.h"
 #include "agent/chain/router.h"
-#include "agent/chain/selector.h"
 #include "agent/channel/channel.h"
-#include "agent/service/auther.h"
-#include "agent/service/relay.h"
-#include "agent/service/service_stats.h"
+#include "agent/auth/auther.h"
+#include "agent/relay/relay.h"
+#include "agent/observe/service_stats.h"
 #include "strait/v1/config.pb.h"
 
 namespace strait::agent {
-
-// A service's fixed targets (forward mode), e.g. tcp://:8080/a:80,b:80.
-struct Forwarder {
-  std::vector<std::string> names;
-  std::vector<std::string> targets;
-  std::unique_ptr<Selector> selector;
-};
 
 // What a handler needs from its service; built once per applied config, immutable, shared
 // by all workers.

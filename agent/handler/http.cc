@@ -8,10 +8,10 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <spdlog/spdlog.h>
 
-#include "agent/chain/errors.h"
+#include "agent/protocol/proxy_error.h"
 #include "agent/handler/handler_options.h"
 #include "agent/handler/http_request.h"
-#include "agent/service/session_log.h"
+#include "agent/observe/session_log.h"
 #include "common/duration.h"
 #include "common/metadata.h"
 #include "common/stream_deadline.h"

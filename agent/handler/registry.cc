@@ -3,6 +3,7 @@
 #include "agent/handler/auto.h"
 #include "agent/handler/forward.h"
 #include "agent/handler/http.h"
+#include "agent/handler/relay.h"
 #include "agent/handler/socks4.h"
 #include "agent/handler/socks5.h"
 #include "common/strings.h"
@@ -18,6 +19,7 @@ struct HandlerEntry {
 constexpr HandlerEntry kHandlers[] = {
     {"auto", make_auto_handler},
     {"http", make_http_handler},
+    {"relay", make_relay_handler},
     {"socks5", make_socks5_handler},
     {"socks", make_socks5_handler},  // GOST alias
     {"socks4", make_socks4_handler},

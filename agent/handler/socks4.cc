@@ -5,7 +5,7 @@
 #include "agent/handler/socks_commands.h"
 #include "agent/protocol/message_io.h"
 #include "agent/protocol/socks4.h"
-#include "agent/service/session_log.h"
+#include "agent/observe/session_log.h"
 #include "common/duration.h"
 #include "common/stream_deadline.h"
 #include "common/strings.h"

@@ -5,13 +5,13 @@
 
 #include <spdlog/spdlog.h>
 
-#include "agent/chain/errors.h"
+#include "agent/protocol/proxy_error.h"
 #include "agent/handler/handler_options.h"
 #include "agent/handler/socks5_udp.h"
 #include "agent/handler/socks_commands.h"
 #include "agent/protocol/message_io.h"
 #include "agent/protocol/socks5.h"
-#include "agent/service/session_log.h"
+#include "agent/observe/session_log.h"
 #include "common/duration.h"
 #include "common/stream_deadline.h"
 #include "common/strings.h"

@@ -5,7 +5,7 @@
 #include "agent/handler/handler.h"
 #include "agent/handler/udp_association.h"
 #include "agent/protocol/socks5.h"
-#include "agent/service/session_log.h"
+#include "agent/observe/session_log.h"
 
 namespace strait::agent {
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "agent/handler/handler.h"
-#include "agent/service/session_log.h"
+#include "agent/observe/session_log.h"
 #include "common/address.h"
 #include "common/metadata.h"
 

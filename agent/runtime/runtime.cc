@@ -83,10 +83,15 @@ absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Con
   if (!options.ok()) return service_error(service, options.status());
   prepared.options = *std::move(options);
   std::string listener_type = service.listener().type().empty() ? "tcp" : service.listener().type();
-  auto factory = make_listener_factory(listener_type);
+  auto factory = make_listener_factory(service, config);
   if (!factory.ok()) return service_error(service, factory.status());
   prepared.factory = *std::move(factory);
   prepared.socket_key = socket_key(listener_type, prepared.options.listen);
+  // A layered listener (tls, ws...) holds its certificate and options in its listeners: when
+  // those change, new listeners take over the address (drained, like any changed socket).
+  if (listener_type != "tcp" && listener_type != "udp") {
+    prepared.socket_key += deterministic_bytes(service.listener()) + deterministic_bytes(config.tls());
+  }
   auto handler = make_handler(service);
   if (!handler.ok()) return service_error(service, handler.status());
   prepared.handler = *std::move(handler);

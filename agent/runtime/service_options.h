@@ -4,7 +4,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/channel/channel.h"
-#include "agent/service/relay.h"
+#include "agent/relay/relay.h"
 #include "strait/v1/config.pb.h"
 
 namespace strait::agent {

@@ -1,16 +1,21 @@
 #include "agent/runtime/workers.h"
 
+#include <algorithm>
+
+#include "agent/net/worker_local.h"
+
 namespace strait::agent {
 
 Workers::Workers(size_t count) {
-  if (count == 0) count = 1;
+  count = std::clamp<size_t>(count, 1, kMaxWorkers);
   for (size_t i = 0; i < count; ++i) {
     contexts_.push_back(std::make_unique<asio::io_context>(1));
     guards_.push_back(asio::make_work_guard(*contexts_.back()));
   }
   running_ = count;
   for (size_t i = 0; i < count; ++i) {
-    threads_.emplace_back([this, context = contexts_[i].get()] {
+    threads_.emplace_back([this, i, context = contexts_[i].get()] {
+      set_this_worker(i);
       context->run();
       running_.fetch_sub(1);
     });

@@ -229,7 +229,11 @@ asio::awaitable<void> Service::serve_connection(std::shared_ptr<Service> self, s
     }
   } registration{*self, *generation, generation->open_[slot_index], client.get()};
   registration.open.insert(registration.stream);
-  co_await generation->handler_->handle(std::move(client), *generation->context_);
+  // The channel's own handshake (TLS, WebSocket) runs here, off the accept loop; the
+  // listener logs why one failed.
+  auto opened = co_await self->slots_[slot_index]->listener->handshake(std::move(client));
+  if (!opened) co_return;
+  co_await generation->handler_->handle(std::move(*opened), *generation->context_);
 }
 
 }  // namespace strait::agent

@@ -8,7 +8,7 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
-#include "agent/chain/errors.h"
+#include "agent/protocol/proxy_error.h"
 #include "agent/channel/tcp.h"
 #include "support/asio_test.h"
 

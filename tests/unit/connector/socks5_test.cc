@@ -4,7 +4,7 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
-#include "agent/chain/errors.h"
+#include "agent/protocol/proxy_error.h"
 #include "support/proxy_harness.h"
 
 namespace strait::agent {

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "agent/chain/errors.h"
+#include "agent/protocol/proxy_error.h"
 #include "agent/connector/registry.h"
 #include "support/proxy_harness.h"
 

@@ -4,7 +4,7 @@
 
 #include "agent/connector/socks4.h"
 #include "agent/protocol/socks4.h"
-#include "agent/chain/errors.h"
+#include "agent/protocol/proxy_error.h"
 #include "support/proxy_harness.h"
 
 namespace strait::agent {

@@ -4,7 +4,7 @@
 
 #include "agent/connector/socks5.h"
 #include "agent/protocol/socks5.h"
-#include "agent/chain/errors.h"
+#include "agent/protocol/proxy_error.h"
 #include "support/proxy_harness.h"
 
 namespace strait::agent {

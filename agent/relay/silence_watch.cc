@@ -1,4 +1,4 @@
-#include "agent/service/silence_watch.h"
+#include "agent/relay/silence_watch.h"
 
 #include <algorithm>
 #include <vector>

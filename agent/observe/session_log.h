@@ -4,8 +4,8 @@
 #include <string>
 
 #include "agent/channel/channel.h"
-#include "agent/service/relay.h"
-#include "agent/service/service_stats.h"
+#include "agent/relay/relay.h"
+#include "agent/observe/service_stats.h"
 
 namespace strait::agent {
 

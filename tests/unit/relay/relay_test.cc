@@ -1,4 +1,4 @@
-#include "agent/service/relay.h"
+#include "agent/relay/relay.h"
 
 #include <gtest/gtest.h>
 

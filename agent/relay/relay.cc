@@ -1,4 +1,4 @@
-#include "agent/service/relay.h"
+#include "agent/relay/relay.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -16,7 +16,7 @@
 
 #include "agent/net/buffers.h"
 #include "agent/net/pipe_pool.h"
-#include "agent/service/silence_watch.h"
+#include "agent/relay/silence_watch.h"
 
 namespace strait::agent {
 namespace {

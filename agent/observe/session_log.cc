@@ -1,4 +1,4 @@
-#include "agent/service/session_log.h"
+#include "agent/observe/session_log.h"
 
 #include <spdlog/spdlog.h>
 

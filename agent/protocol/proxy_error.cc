@@ -1,4 +1,4 @@
-#include "agent/chain/errors.h"
+#include "agent/protocol/proxy_error.h"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "agent/service/auther.h"
+#include "agent/auth/auther.h"
 
 #include <openssl/crypto.h>
 #include "common/strings.h"

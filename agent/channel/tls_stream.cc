@@ -1,0 +1,255 @@
+#include "agent/channel/tls_stream.h"
+
+#include <openssl/err.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <tuple>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "agent/net/buffers.h"
+
+namespace strait::agent {
+namespace {
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+// The most plaintext one SSL_write takes: one TLS record.
+constexpr size_t kMaxRecordPlaintext = 16 * 1024;
+
+using IoResult = std::tuple<error_code, size_t>;
+
+error_code last_ssl_error() {
+  unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return asio::error::connection_reset;
+  return error_code(static_cast<int>(code), asio::error::get_ssl_category());
+}
+
+}  // namespace
+
+// Everything a TLS connection holds, shared by the stream and by the operations in flight,
+// so that a close_notify still being written after the stream is gone touches live memory.
+// All of it lives on the stream's executor.
+struct TlsStream::Core {
+  Core(StreamPtr below_stream, SSL* ssl_object)
+      : below(std::move(below_stream)), ssl(ssl_object), flushed(below->get_executor()) {
+    flushed.expires_at(asio::steady_timer::time_point::max());
+  }
+  ~Core() { SSL_free(ssl); }
+
+  // Moves bytes OpenSSL wrote into `out` to the stream below; one write at a time, in order.
+  asio::awaitable<error_code> flush() {
+    while (!out.empty()) {
+      if (flushing) {
+        co_await flushed.async_wait(kUseTuple);  // woken by cancel() when that write ends
+        continue;
+      }
+      flushing = true;
+      std::string sending = std::move(out);
+      out.clear();
+      auto [ec, n] = co_await asio::async_write(*below, asio::buffer(sending), kUseTuple);
+      flushing = false;
+      flushed.cancel();
+      if (ec) co_return ec;
+    }
+    co_return error_code{};
+  }
+
+  // Reads what the stream below has into a pooled buffer, once it is readable.
+  asio::awaitable<error_code> fill() {
+    // Only reads and the handshake read below; a write that needs to (TLS 1.2
+    // renegotiation, which the contexts refuse) fails instead of reading concurrently.
+    if (reading) co_return asio::error::in_progress;
+    reading = true;
+    auto done = [this](error_code ec) {
+      reading = false;
+      return ec;
+    };
+    auto [wait_error] = co_await below->async_wait_readable(kUseTuple);
+    if (wait_error) co_return done(wait_error);
+    if (!in) in = StreamBuffers::this_thread().take();
+    auto [ec, n] = co_await below->async_read_some(asio::buffer(in.get(), StreamBuffers::kBufferSize), kUseTuple);
+    if (ec == asio::error::eof) {
+      below_eof = true;
+      ec = {};
+    }
+    if (ec || n == 0) {
+      reading = false;
+      release_input();
+      co_return ec;
+    }
+    in_begin = 0;
+    in_end = n;
+    co_return done(error_code{});
+  }
+
+  // Gives the input buffer back once OpenSSL has taken every byte, unless a read below is
+  // filling it right now.
+  void release_input() {
+    if (in_begin == in_end && in && !reading) StreamBuffers::this_thread().give_back(std::move(in));
+  }
+
+  // Runs `step` (an SSL call) until it succeeds, reading and writing below as OpenSSL asks.
+  template <typename Step>
+  asio::awaitable<std::tuple<error_code, int>> drive(Step step) {
+    for (;;) {
+      ERR_clear_error();
+      int result = step();
+      int error = result > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, result);
+      if (auto ec = co_await flush(); ec) co_return std::tuple{ec, result};
+      switch (error) {
+        case SSL_ERROR_NONE:
+          release_input();
+          co_return std::tuple{error_code{}, result};
+        case SSL_ERROR_WANT_READ:
+          if (below_eof) co_return std::tuple{error_code(asio::error::eof), result};
+          if (auto ec = co_await fill(); ec) co_return std::tuple{ec, result};
+          continue;
+        case SSL_ERROR_ZERO_RETURN:
+          co_return std::tuple{error_code(asio::error::eof), result};
+        default:
+          co_return std::tuple{last_ssl_error(), result};
+      }
+    }
+  }
+
+  StreamPtr below;
+  SSL* ssl;
+  StreamBuffers::Buffer in;  // bytes from below OpenSSL has not taken yet: [in_begin, in_end)
+  size_t in_begin = 0;
+  size_t in_end = 0;
+  bool below_eof = false;
+  bool reading = false;
+  std::string out;  // bytes OpenSSL wrote, not yet given to the stream below
+  bool flushing = false;
+  asio::steady_timer flushed;
+};
+
+namespace {
+
+int bio_write(BIO* bio, const char* data, size_t size, size_t* written) {
+  auto* core = static_cast<TlsStream::Core*>(BIO_get_data(bio));
+  core->out.append(data, size);
+  *written = size;
+  return 1;
+}
+
+int bio_read(BIO* bio, char* data, size_t size, size_t* read) {
+  auto* core = static_cast<TlsStream::Core*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  size_t available = core->in_end - core->in_begin;
+  if (available == 0) {
+    if (core->below_eof) return 0;
+    BIO_set_retry_read(bio);
+    return 0;
+  }
+  size_t n = std::min(size, available);
+  std::memcpy(data, core->in.get() + core->in_begin, n);
+  core->in_begin += n;
+  *read = n;
+  return 1;
+}
+
+long bio_ctrl(BIO*, int command, long, void*) {
+  // OpenSSL flushes after each flight; our writes go out in Core::flush.
+  return command == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+BIO_METHOD* stream_bio_method() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* made = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "strait stream");
+    BIO_meth_set_write_ex(made, bio_write);
+    BIO_meth_set_read_ex(made, bio_read);
+    BIO_meth_set_ctrl(made, bio_ctrl);
+    return made;
+  }();
+  return method;
+}
+
+// Completes `handler` with what `operation` (a coroutine over the core) returns; the
+// handler's cancellation slot reaches the waits below.
+template <typename Handler, typename Operation>
+void run(const std::shared_ptr<TlsStream::Core>& core, Handler handler, Operation operation) {
+  auto slot = asio::get_associated_cancellation_slot(handler);
+  asio::co_spawn(core->below->get_executor(), std::move(operation),
+                 asio::bind_cancellation_slot(slot, [handler = std::move(handler)](std::exception_ptr error,
+                                                                                    auto result) mutable {
+                   // Only an allocation can throw in there: fail this operation alone.
+                   if (error) result = IoResult{asio::error::no_memory, 0};
+                   std::apply(std::move(handler), std::move(result));
+                 }));
+}
+
+}  // namespace
+
+TlsStream::TlsStream(StreamPtr below, SSL* ssl) : core_(std::make_shared<Core>(std::move(below), ssl)) {
+  BIO* bio = BIO_new(stream_bio_method());
+  BIO_set_data(bio, core_.get());
+  BIO_set_init(bio, 1);
+  SSL_set_bio(ssl, bio, bio);
+  SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE);
+}
+
+TlsStream::~TlsStream() { core_->below->close(); }
+
+asio::awaitable<error_code> TlsStream::handshake() {
+  auto core = core_;
+  auto [ec, result] = co_await core->drive([ssl = core->ssl] { return SSL_do_handshake(ssl); });
+  co_return ec;
+}
+
+SSL* TlsStream::ssl() { return core_->ssl; }
+
+TlsStream::executor_type TlsStream::get_executor() { return core_->below->get_executor(); }
+
+void TlsStream::shutdown_send() {
+  SSL_shutdown(core_->ssl);
+  asio::co_spawn(
+      get_executor(),
+      [](std::shared_ptr<Core> core) -> asio::awaitable<void> {
+        if (!co_await core->flush()) core->below->shutdown_send();
+      }(core_),
+      [](std::exception_ptr) {});
+}
+
+void TlsStream::close() { core_->below->close(); }
+
+std::string TlsStream::remote_address() const { return core_->below->remote_address(); }
+std::string TlsStream::local_address() const { return core_->below->local_address(); }
+
+void TlsStream::do_read_some(asio::mutable_buffer buffer, common::IoHandler handler) {
+  run(core_, std::move(handler), [](std::shared_ptr<Core> core, asio::mutable_buffer into) -> asio::awaitable<IoResult> {
+    if (into.size() == 0) co_return IoResult{error_code{}, 0};
+    size_t n = 0;
+    auto [ec, result] = co_await core->drive([&] { return SSL_read_ex(core->ssl, into.data(), into.size(), &n); });
+    co_return IoResult{ec, ec ? 0 : n};
+  }(core_, buffer));
+}
+
+void TlsStream::do_write_some(asio::const_buffer buffer, common::IoHandler handler) {
+  run(core_, std::move(handler), [](std::shared_ptr<Core> core, asio::const_buffer from) -> asio::awaitable<IoResult> {
+    if (from.size() == 0) co_return IoResult{error_code{}, 0};
+    size_t n = 0;
+    size_t size = std::min(from.size(), kMaxRecordPlaintext);
+    auto [ec, result] = co_await core->drive([&] { return SSL_write_ex(core->ssl, from.data(), size, &n); });
+    co_return IoResult{ec, ec ? 0 : n};
+  }(core_, buffer));
+}
+
+void TlsStream::do_wait_readable(common::WaitHandler handler) {
+  if (SSL_pending(core_->ssl) > 0 || core_->in_begin < core_->in_end || core_->below_eof) {
+    asio::post(get_executor(), [handler = std::move(handler)]() mutable { std::move(handler)(error_code{}); });
+    return;
+  }
+  core_->below->async_wait_readable(std::move(handler));
+}
+
+}  // namespace strait::agent
