@@ -50,6 +50,7 @@ const std::vector<MetadataKey> kKeys = {
     {"ws.host", Kind::kString, 0, 0, "alias of host"},
     {"ws.keepalive", Kind::kBool, 0, 0, "ws/wss dialer: send WebSocket pings"},
     {"ws.keepalive.interval", Kind::kDuration, 0, 0, "time between WebSocket pings (default 15s)"},
+    {"notls", Kind::kBool, 0, 0, "socks5: do not offer (connector) or accept (handler) GOST's TLS methods 0x80/0x82"},
     {"nodelay", Kind::kBool, 0, 0, "relay: send the request/reply at once instead of with the first data"},
     {"mux.version", Kind::kInteger, 1, 2, "smux protocol version"},
     {"mux.keepaliveInterval", Kind::kDuration, 0, 0, "smux: time between keepalive frames"},

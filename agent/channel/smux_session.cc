@@ -1,15 +1,15 @@
 #include "agent/channel/smux_session.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <stdexcept>
 
 #include "agent/channel/smux_stream.h"
 #include "common/log_escape.h"

@@ -1,13 +1,14 @@
 #pragma once
 
 #include <array>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <boost/asio/steady_timer.hpp>
 
 #include "agent/channel/channel.h"
 #include "agent/protocol/smux.h"

@@ -1,10 +1,14 @@
 #include "agent/channel/smux_stream.h"
 
 #include <algorithm>
-#include <boost/asio/post.hpp>
 #include <cstring>
 
+#include <boost/asio/post.hpp>
+
 namespace strait::agent {
+
+// What an idle stream costs (the session's map entry aside): no buffer until data arrives.
+static_assert(sizeof(SmuxStream) <= 512);
 
 SmuxStream::SmuxStream(std::shared_ptr<SmuxSession> session, uint32_t id, uint64_t serial)
     : session_(std::move(session)), id_(id), serial_(serial) {}

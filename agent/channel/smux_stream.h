@@ -3,12 +3,13 @@
 // Internal to the smux session (agent/channel/smux_session.cc): one multiplexed stream.
 // Users see it only as a Stream returned by SmuxSession.
 
-#include <boost/asio/cancellation_signal.hpp>
 #include <cstdint>
 #include <list>
 #include <memory>
 #include <optional>
 #include <vector>
+
+#include <boost/asio/cancellation_signal.hpp>
 
 #include "agent/channel/smux_session.h"
 

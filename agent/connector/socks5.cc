@@ -5,6 +5,7 @@
 
 
 #include "agent/protocol/proxy_error.h"
+#include "agent/channel/tls.h"
 #include "agent/connector/connector_options.h"
 #include "agent/connector/socks5_udp.h"
 #include "agent/protocol/message_io.h"
@@ -20,6 +21,10 @@ struct Socks5ConnectorOptions {
   std::chrono::nanoseconds timeout = kDefaultHandshakeTimeout;
   bool udp_associate = false;  // GOST `relay=udp`
   size_t udp_buffer_size = 65535;  // GOST: 4096, which cuts longer datagrams
+  // GOST's TLS methods 0x80/0x82, offered only with an explicit notls=false: GOST clients
+  // offer them by default, but other SOCKS5 servers do not know them.
+  std::shared_ptr<const ClientLayer> tls;
+  std::string node_address;  // SNI default
 };
 
 // A refusal from the hop as the error the caller's own protocol can report back.
@@ -65,7 +70,17 @@ class Socks5Connector final : public Connector {
     std::string buffer;
     common::StreamDeadline deadline(*tunnel);
     deadline.arm(options_.timeout);
-    auto reply = co_await negotiate(*tunnel, buffer, command, requested, network);
+    auto method = co_await select_method(*tunnel, buffer);
+    if (method && (*method == socks5::method::kTls || *method == socks5::method::kTlsUserPass)) {
+      auto secured = co_await options_.tls->connect(common::with_prefix(std::move(tunnel), std::move(buffer)),
+                                                    options_.node_address);
+      buffer.clear();
+      if (!secured) co_return deadline.expired() ? error_code(asio::error::timed_out) : secured.error();
+      tunnel = std::move(*secured);
+      *method = *method == socks5::method::kTls ? socks5::method::kNoAuth : socks5::method::kUserPass;
+    }
+    if (!method) co_return deadline.expired() ? error_code(asio::error::timed_out) : method.error();
+    auto reply = co_await negotiate(*tunnel, buffer, *method, command, requested, network);
     deadline.disarm();
     if (deadline.expired()) co_return asio::error::timed_out;
     if (!reply) co_return reply.error();
@@ -78,22 +93,30 @@ class Socks5Connector final : public Connector {
   }
 
  private:
-  // Method negotiation, optional RFC 1929 auth, then one request; the server's reply.
-  asio::awaitable<Result<socks5::Reply>> negotiate(Stream& tunnel, std::string& buffer, uint8_t command,
-                                                   const common::HostPort& address, Network network) const {
+  // The greeting; the method the server chose.
+  asio::awaitable<Result<uint8_t>> select_method(Stream& tunnel, std::string& buffer) const {
     std::vector<uint8_t> methods = {socks5::method::kNoAuth};
     if (options_.credentials) methods.push_back(socks5::method::kUserPass);
+    if (options_.tls) {
+      methods.push_back(socks5::method::kTls);
+      if (options_.credentials) methods.push_back(socks5::method::kTlsUserPass);
+    }
     if (auto error = co_await write_message(tunnel, socks5::encode_greeting(methods))) co_return error;
-    auto method = value_or_bad_response(co_await read_message(tunnel, buffer, socks5::parse_method_selection));
-    if (!method) co_return method.error();
-    if (*method == socks5::method::kUserPass && options_.credentials) {
+    co_return value_or_bad_response(co_await read_message(tunnel, buffer, socks5::parse_method_selection));
+  }
+
+  // Optional RFC 1929 auth for `method`, then one request; the server's reply.
+  asio::awaitable<Result<socks5::Reply>> negotiate(Stream& tunnel, std::string& buffer, uint8_t method,
+                                                   uint8_t command, const common::HostPort& address,
+                                                   Network network) const {
+    if (method == socks5::method::kUserPass && options_.credentials) {
       auto request = socks5::encode_user_pass(options_.credentials->username, options_.credentials->password);
       if (auto error = co_await write_message(tunnel, *request)) co_return error;
       auto accepted = value_or_bad_response(co_await read_message(tunnel, buffer, socks5::parse_user_pass_status));
       if (!accepted) co_return accepted.error();
       if (!*accepted) co_return ProxyError::kAuthRequired;
-    } else if (*method != socks5::method::kNoAuth) {
-      co_return *method == socks5::method::kNoAcceptable || *method == socks5::method::kUserPass
+    } else if (method != socks5::method::kNoAuth) {
+      co_return method == socks5::method::kNoAcceptable || method == socks5::method::kUserPass
           ? error_code(ProxyError::kAuthRequired)
           : error_code(ProxyError::kBadResponse);
     }
@@ -129,6 +152,14 @@ absl::StatusOr<std::unique_ptr<Connector>> make_socks5_connector(const config::v
     return absl::InvalidArgumentError("socks5 connector: metadata relay: only \"udp\" (standard UDP ASSOCIATE) is known");
   }
   options.udp_associate = relay == "udp";
+  auto notls = common::metadata_bool(metadata, "notls");
+  if (!notls.ok()) return notls.status();
+  if (*notls && !**notls) {
+    auto tls = make_tls_client_layer(node);
+    if (!tls.ok()) return tls.status();
+    options.tls = *std::move(tls);
+    options.node_address = node.addr();
+  }
   auto buffer_size = common::metadata_int(metadata, "udpBufferSize");
   if (!buffer_size.ok()) return buffer_size.status();
   if (*buffer_size) options.udp_buffer_size = static_cast<size_t>(std::clamp<int64_t>(**buffer_size, 512, 65536));

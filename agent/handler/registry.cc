@@ -11,22 +11,33 @@
 namespace strait::agent {
 namespace {
 
+using config::v1::Config;
+using config::v1::ServiceConfig;
+
+// Handlers that need the agent's config (its default TLS certificate) take it as well.
+using HandlerMaker = absl::StatusOr<std::unique_ptr<Handler>> (*)(const ServiceConfig& service, const Config& config);
+
+template <HandlerFactory make>
+absl::StatusOr<std::unique_ptr<Handler>> service_only(const ServiceConfig& service, const Config&) {
+  return make(service);
+}
+
 struct HandlerEntry {
   const char* type;
-  HandlerFactory make;
+  HandlerMaker make;
 };
 
 constexpr HandlerEntry kHandlers[] = {
-    {"auto", make_auto_handler},
-    {"http", make_http_handler},
-    {"relay", make_relay_handler},
+    {"auto", service_only<make_auto_handler>},
+    {"http", service_only<make_http_handler>},
+    {"relay", service_only<make_relay_handler>},
     {"socks5", make_socks5_handler},
     {"socks", make_socks5_handler},  // GOST alias
-    {"socks4", make_socks4_handler},
-    {"socks4a", make_socks4_handler},
-    {"tcp", make_tcp_forward_handler},
-    {"forward", make_tcp_forward_handler},
-    {"udp", make_udp_forward_handler},
+    {"socks4", service_only<make_socks4_handler>},
+    {"socks4a", service_only<make_socks4_handler>},
+    {"tcp", service_only<make_tcp_forward_handler>},
+    {"forward", service_only<make_tcp_forward_handler>},
+    {"udp", service_only<make_udp_forward_handler>},
 };
 
 }  // namespace
@@ -37,10 +48,11 @@ std::vector<std::string> handler_types() {
   return names;
 }
 
-absl::StatusOr<std::unique_ptr<Handler>> make_handler(const config::v1::ServiceConfig& service) {
+absl::StatusOr<std::unique_ptr<Handler>> make_handler(const config::v1::ServiceConfig& service,
+                                                      const config::v1::Config& config) {
   const std::string& type = service.handler().type();
   for (const auto& entry : kHandlers) {
-    if (type == entry.type) return entry.make(service);
+    if (type == entry.type) return entry.make(service, config);
   }
   return absl::InvalidArgumentError(common::str_cat("unknown handler type \"", type,
                                                  "\"; known: ", common::join(handler_types(), ", ")));

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/protocol/proxy_error.h"
+#include "agent/channel/tls.h"
 #include "agent/handler/handler_options.h"
 #include "agent/handler/socks5_udp.h"
 #include "agent/handler/socks_commands.h"
@@ -13,6 +14,7 @@
 #include "agent/protocol/socks5.h"
 #include "agent/observe/session_log.h"
 #include "common/duration.h"
+#include "common/prefixed_stream.h"
 #include "common/stream_deadline.h"
 #include "common/strings.h"
 
@@ -22,6 +24,7 @@ namespace {
 struct Socks5Options : SocksOptions {
   bool udp = false;
   UdpAssociation::Limits udp_limits;
+  std::shared_ptr<const ServerLayer> tls;  // null with notls
 };
 
 // The reply code that tells a SOCKS5 client why its target could not be reached.
@@ -57,7 +60,7 @@ class Socks5Handler final : public Handler {
     {
       common::StreamDeadline deadline(*client);
       deadline.arm(options_.read_timeout);
-      outcome = co_await negotiate(*client, buffer, ctx);
+      outcome = co_await negotiate(client, buffer, ctx);
       deadline.disarm();
       if (deadline.expired()) {
         spdlog::info("{}: {}: socks5: no complete handshake within {}", ctx.service, peer,
@@ -101,12 +104,13 @@ class Socks5Handler final : public Handler {
  private:
   // Greeting, method selection, optional RFC 1929 auth and the request. Every refusal is
   // answered in the protocol before it is returned.
-  asio::awaitable<std::variant<socks5::Request, Refusal>> negotiate(Stream& client, std::string& buffer,
+  // `client` becomes the TLS stream when a TLS method is chosen.
+  asio::awaitable<std::variant<socks5::Request, Refusal>> negotiate(StreamPtr& client_stream, std::string& buffer,
                                                                     const HandlerContext& ctx) const {
-    auto greeting = co_await read_message(client, buffer, socks5::parse_greeting);
+    auto greeting = co_await read_message(*client_stream, buffer, socks5::parse_greeting);
     if (!greeting) co_return Refusal{truncation(greeting.error(), buffer, "greeting")};
     if (greeting->state == ParseState::kInvalid) {
-      co_await write_message(client, socks5::encode_method_selection(socks5::method::kNoAcceptable));
+      co_await write_message(*client_stream, socks5::encode_method_selection(socks5::method::kNoAcceptable));
       co_return Refusal{common::str_cat("bad greeting: ", greeting->reason)};
     }
     const auto& offered = greeting->value;
@@ -119,7 +123,20 @@ class Socks5Handler final : public Handler {
     } else if (offers(socks5::method::kUserPass)) {
       method = socks5::method::kUserPass;  // no auther: any credentials are accepted
     }
-    if (auto error = co_await write_message(client, socks5::encode_method_selection(method))) co_return Refusal{};
+    if (options_.tls && (offers(socks5::method::kTls) || offers(socks5::method::kTlsUserPass))) {
+      method = ctx.auther ? socks5::method::kTlsUserPass : socks5::method::kTls;
+    }
+    if (auto error = co_await write_message(*client_stream, socks5::encode_method_selection(method))) {
+      co_return Refusal{};
+    }
+    if (method == socks5::method::kTls || method == socks5::method::kTlsUserPass) {
+      auto secured = co_await options_.tls->accept(common::with_prefix(std::move(client_stream), std::move(buffer)));
+      buffer.clear();
+      if (!secured) co_return Refusal{common::str_cat("TLS handshake failed: ", secured.error().message())};
+      client_stream = std::move(*secured);
+      if (method == socks5::method::kTlsUserPass) method = socks5::method::kUserPass;
+    }
+    Stream& client = *client_stream;
     if (method == socks5::method::kNoAcceptable) {
       co_return Refusal{ctx.auther ? "refused: the client does not offer username/password authentication"
                                    : "refused: the client offers no method this server supports"};
@@ -165,6 +182,11 @@ class Socks5Handler final : public Handler {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Handler>> make_socks5_handler(const config::v1::ServiceConfig& service) {
+  return make_socks5_handler(service, config::v1::Config{});
+}
+
+absl::StatusOr<std::unique_ptr<Handler>> make_socks5_handler(const config::v1::ServiceConfig& service,
+                                                             const config::v1::Config& config) {
   const auto& metadata = service.handler().metadata();
   auto common_options = parse_socks_options(metadata);
   if (!common_options.ok()) return common_options.status();
@@ -187,6 +209,16 @@ absl::StatusOr<std::unique_ptr<Handler>> make_socks5_handler(const config::v1::S
   auto max_associations = common::metadata_int(metadata, "udp.maxAssociations");
   if (!max_associations.ok()) return max_associations.status();
   if (*max_associations) options.udp_limits.max_associations = static_cast<size_t>(**max_associations);
+  auto notls = handler_flag(metadata, "notls");
+  if (!notls.ok()) return notls.status();
+  if (!*notls) {
+    // The handler's own certificate, else the listener's, else the agent's default.
+    config::v1::ServiceConfig tls_source = service;
+    if (!service.handler().tls().cert_file().empty()) *tls_source.mutable_listener()->mutable_tls() = service.handler().tls();
+    auto tls = make_tls_server_layer(tls_source, config);
+    if (!tls.ok()) return tls.status();
+    options.tls = *std::move(tls);
+  }
   return std::make_unique<Socks5Handler>(std::move(options));
 }
 

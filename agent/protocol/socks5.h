@@ -22,6 +22,8 @@ constexpr uint8_t kUserPassVersion = 0x01;
 namespace method {
 constexpr uint8_t kNoAuth = 0x00;
 constexpr uint8_t kUserPass = 0x02;
+constexpr uint8_t kTls = 0x80;          // GOST: the connection continues in TLS
+constexpr uint8_t kTlsUserPass = 0x82;  // GOST: TLS, then RFC 1929 inside it
 constexpr uint8_t kNoAcceptable = 0xFF;
 }  // namespace method
 

@@ -92,7 +92,7 @@ absl::StatusOr<Prepared> prepare_service(const ServiceConfig& service, const Con
   if (listener_type != "tcp" && listener_type != "udp") {
     prepared.socket_key += deterministic_bytes(service.listener()) + deterministic_bytes(config.tls());
   }
-  auto handler = make_handler(service);
+  auto handler = make_handler(service, config);
   if (!handler.ok()) return service_error(service, handler.status());
   prepared.handler = *std::move(handler);
 
