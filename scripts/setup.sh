@@ -13,7 +13,8 @@ build_packages=(
   clang libclang-rt-14-dev
 )
 # Real peers used by the integration tests and benchmarks.
-peer_packages=(curl socat tinyproxy haproxy iperf3 microsocks dante-server proxychains4 v2ray python3 procps iproute2)
+peer_packages=(curl socat tinyproxy haproxy iperf3 microsocks dante-server proxychains4 v2ray python3 procps iproute2
+  stunnel4 python3-websockets nghttp2-client)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
