@@ -2,169 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include <array>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
-#include <memory>
-#include <string>
+#include "unit/channel/smux_test_support.h"
 
-#include "agent/channel/tcp.h"
-#include "support/asio_test.h"
-
-namespace strait::agent {
+namespace strait::agent::smux_test {
 namespace {
-
-using namespace asio::experimental::awaitable_operators;
-using namespace std::chrono_literals;
-using asio::ip::tcp;
-using testing::kUseTuple;
-using testing::run_for;
-using SessionPtr = std::shared_ptr<SmuxSession>;
-using SharedStream = std::shared_ptr<Stream>;
-
-smux::Config quiet(int version) {
-  smux::Config config;
-  config.version = version;
-  config.keepalive_disabled = true;  // no NOP between the frames a test checks
-  return config;
-}
-
-std::string frame(int version, uint8_t command, uint32_t id, std::string_view data = {}) {
-  auto header =
-      smux::encode_frame_header({static_cast<uint8_t>(version), command, static_cast<uint16_t>(data.size()), id});
-  return std::string(header.begin(), header.end()) + std::string(data);
-}
-
-std::string update_frame(uint32_t id, uint32_t consumed, uint32_t window) {
-  auto bytes = smux::encode_update(2, id, {consumed, window});
-  return {bytes.begin(), bytes.end()};
-}
-
-struct SessionPair {
-  SessionPtr client;
-  SessionPtr server;
-  void close() {
-    client->close();
-    server->close();
-  }
-};
-
-asio::awaitable<SessionPair> session_pair(smux::Config client, smux::Config server) {
-  auto sockets = co_await testing::tcp_pair();
-  co_return SessionPair{SmuxSession::start(std::make_unique<TcpStream>(std::move(sockets.first)), true, client),
-                        SmuxSession::start(std::make_unique<TcpStream>(std::move(sockets.second)), false, server)};
-}
-
-// A session facing a raw socket that plays the peer byte by byte.
-struct RawPeer {
-  SessionPtr session;
-  tcp::socket raw;
-};
-
-asio::awaitable<RawPeer> raw_peer(bool session_is_client, smux::Config config) {
-  auto sockets = co_await testing::tcp_pair();
-  auto& mine = session_is_client ? sockets.first : sockets.second;
-  auto& theirs = session_is_client ? sockets.second : sockets.first;
-  co_return RawPeer{SmuxSession::start(std::make_unique<TcpStream>(std::move(mine)), session_is_client, config),
-                    std::move(theirs)};
-}
-
-asio::awaitable<std::string> read_exactly(tcp::socket& socket, size_t size) {
-  std::string out(size, '\0');
-  auto [error, n] = co_await asio::async_read(socket, asio::buffer(out), kUseTuple);
-  EXPECT_FALSE(error) << error.message();
-  out.resize(n);
-  co_return out;
-}
-
-// Reads until the stream ends; returns what came and how it ended.
-asio::awaitable<std::pair<std::string, error_code>> read_all(Stream& stream) {
-  std::string out;
-  std::array<char, 16384> buffer;
-  for (;;) {
-    auto [error, n] = co_await stream.async_read_some(asio::buffer(buffer), kUseTuple);
-    out.append(buffer.data(), n);
-    if (error) co_return std::make_pair(std::move(out), error);
-  }
-}
-
-// Counts spawned coroutines down; wait() returns when all have finished.
-class Latch {
- public:
-  Latch(asio::any_io_executor executor, int count)
-      : executor_(executor), timer_(executor, asio::steady_timer::time_point::max()), count_(count) {}
-  void spawn(asio::awaitable<void> task) {
-    asio::co_spawn(executor_, std::move(task), [this](std::exception_ptr e) {
-      if (e) failure_ = e;
-      if (--count_ == 0) timer_.cancel();
-    });
-  }
-  asio::awaitable<void> wait() {
-    while (count_ > 0) co_await timer_.async_wait(kUseTuple);
-    if (failure_) std::rethrow_exception(failure_);
-  }
-
- private:
-  asio::any_io_executor executor_;
-  asio::steady_timer timer_;
-  int count_;
-  std::exception_ptr failure_;
-};
-
-TEST(SmuxSession, WritesTheWireBytesOfAStreamsLife) {
-  asio::io_context io;
-  run_for(io, [&]() -> asio::awaitable<void> {
-    auto peer = co_await raw_peer(true, quiet(1));
-    auto stream = co_await peer.session->open_stream();
-    EXPECT_TRUE(stream);
-    EXPECT_EQ(co_await read_exactly(peer.raw, 8), frame(1, smux::command::kSyn, 3));
-    co_await asio::async_write(**stream, asio::buffer("hi", 2), kUseTuple);
-    EXPECT_EQ(co_await read_exactly(peer.raw, 10), std::string("\x01\x02\x02\x00\x03\x00\x00\x00hi", 10));
-    (*stream)->shutdown_send();
-    EXPECT_EQ(co_await read_exactly(peer.raw, 8), std::string("\x01\x01\x00\x00\x03\x00\x00\x00", 8));
-    // The peer answers on stream 3, ends it, and opens stream 2 of its own.
-    std::string input = frame(1, smux::command::kPsh, 3, "yo") + frame(1, smux::command::kFin, 3) +
-                        frame(1, smux::command::kSyn, 2) + frame(1, smux::command::kPsh, 2, "second");
-    co_await asio::async_write(peer.raw, asio::buffer(input), kUseTuple);
-    auto [received, end] = co_await read_all(**stream);
-    EXPECT_EQ(received, "yo");
-    EXPECT_EQ(end, asio::error::eof);
-    auto accepted = co_await peer.session->accept_stream();
-    EXPECT_TRUE(accepted);
-    char buffer[16];
-    auto [error, n] = co_await (*accepted)->async_read_some(asio::buffer(buffer), kUseTuple);
-    EXPECT_EQ(std::string(buffer, n), "second");
-    EXPECT_EQ(peer.session->stream_count(), 2u);
-    stream->reset();  // the stream is forgotten: what comes for it later is dropped
-    EXPECT_EQ(peer.session->stream_count(), 1u);
-    std::string late = frame(1, smux::command::kPsh, 3, "late") + frame(1, smux::command::kPsh, 2, "!");
-    co_await asio::async_write(peer.raw, asio::buffer(late), kUseTuple);
-    auto [bang_error, bang] = co_await (*accepted)->async_read_some(asio::buffer(buffer), kUseTuple);
-    EXPECT_EQ(std::string(buffer, bang), "!");
-    EXPECT_EQ(peer.session->buffered_bytes(), 0u);
-    peer.session->close();
-  }());
-}
-
-TEST(SmuxSession, Version2SendsWindowUpdateAfterTheFirstRead) {
-  asio::io_context io;
-  run_for(io, [&]() -> asio::awaitable<void> {
-    auto peer = co_await raw_peer(true, quiet(2));
-    std::string input = frame(2, smux::command::kSyn, 2) + frame(2, smux::command::kPsh, 2, "hello");
-    co_await asio::async_write(peer.raw, asio::buffer(input), kUseTuple);
-    auto stream = co_await peer.session->accept_stream();
-    EXPECT_TRUE(stream);
-    char buffer[16];
-    auto [error, n] = co_await (*stream)->async_read_some(asio::buffer(buffer), kUseTuple);
-    EXPECT_EQ(std::string(buffer, n), "hello");
-    // UPD: consumed 5, window = max_stream_buffer 65536.
-    EXPECT_EQ(co_await read_exactly(peer.raw, 16),
-              std::string("\x02\x04\x08\x00\x02\x00\x00\x00\x05\x00\x00\x00\x00\x00\x01\x00", 16));
-    peer.session->close();
-  }());
-}
 
 class SmuxVersions : public ::testing::TestWithParam<int> {};
 
@@ -285,66 +126,6 @@ TEST(SmuxSession, Version2WindowHoldsTheWriterOfASlowReader) {
   }());
 }
 
-TEST(SmuxSession, ReceiveBufferLimitPausesTheReaderUntilTheApplicationReads) {
-  asio::io_context io;
-  run_for(io, [&]() -> asio::awaitable<void> {
-    smux::Config config = quiet(1);
-    config.max_receive_buffer = 65536;
-    auto peer = co_await raw_peer(false, config);
-    auto executor = co_await asio::this_coro::executor;
-    // Stream 3 gets 256 KiB that nobody reads; stream 5 opens behind them.
-    std::string data = testing::payload(256 * 1024, 3);
-    std::string input = frame(1, smux::command::kSyn, 3);
-    for (size_t offset = 0; offset < data.size(); offset += 32768) {
-      input += frame(1, smux::command::kPsh, 3, std::string_view(data).substr(offset, 32768));
-    }
-    input += frame(1, smux::command::kSyn, 5) + frame(1, smux::command::kPsh, 5, "hello");
-    Latch latch(executor, 1);
-    latch.spawn([](tcp::socket& raw, std::string& bytes) -> asio::awaitable<void> {
-      co_await asio::async_write(raw, asio::buffer(bytes), kUseTuple);
-    }(peer.raw, input));
-    auto first = co_await peer.session->accept_stream();
-    EXPECT_TRUE(first);
-    asio::steady_timer timeout(executor, 300ms);
-    auto second = co_await (peer.session->accept_stream() || timeout.async_wait(kUseTuple));
-    EXPECT_EQ(second.index(), 1u) << "the reader went past the receive buffer limit";
-    EXPECT_GE(peer.session->buffered_bytes(), 65536u);
-    EXPECT_LT(peer.session->buffered_bytes(), 65536u + 32768u);
-    std::string received(data.size(), '\0');
-    auto [error, n] = co_await asio::async_read(**first, asio::buffer(received), kUseTuple);
-    EXPECT_FALSE(error);
-    EXPECT_TRUE(n == data.size() && received == data);
-    auto last = co_await peer.session->accept_stream();
-    EXPECT_TRUE(last);
-    char buffer[8];
-    auto [last_error, last_n] = co_await (*last)->async_read_some(asio::buffer(buffer), kUseTuple);
-    EXPECT_EQ(std::string(buffer, last_n), "hello");
-    co_await latch.wait();
-    peer.session->close();
-  }());
-}
-
-TEST(SmuxSession, KeepaliveSendsNopAndClosesASilentSession) {
-  asio::io_context io;
-  run_for(io, [&]() -> asio::awaitable<void> {
-    smux::Config config;
-    config.keepalive_interval = 50ms;
-    config.keepalive_timeout = 200ms;
-    auto peer = co_await raw_peer(false, config);
-    auto accepted = co_await peer.session->accept_stream();  // ends with the session
-    EXPECT_EQ(accepted.error(), asio::error::timed_out);
-    EXPECT_TRUE(peer.session->closed());
-    std::string nops;
-    auto [error, n] = co_await asio::async_read(peer.raw, asio::dynamic_buffer(nops), kUseTuple);
-    EXPECT_EQ(error, asio::error::eof);
-    EXPECT_GE(nops.size(), 8u);
-    EXPECT_EQ(nops.size() % 8, 0u);
-    for (size_t offset = 0; offset + 8 <= nops.size(); offset += 8) {
-      EXPECT_EQ(nops.substr(offset, 8), frame(1, smux::command::kNop, 0));
-    }
-  }());
-}
-
 TEST(SmuxSession, KeepaliveKeepsAnIdlePairOpen) {
   asio::io_context io;
   run_for(io, [&]() -> asio::awaitable<void> {
@@ -357,46 +138,6 @@ TEST(SmuxSession, KeepaliveKeepsAnIdlePairOpen) {
     EXPECT_FALSE(pair.client->closed());
     EXPECT_FALSE(pair.server->closed());
     pair.close();
-  }());
-}
-
-TEST(SmuxSession, MalformedFramesEndOnlyTheirSession) {
-  struct Case {
-    int version;
-    std::string input;
-  };
-  std::vector<Case> cases = {
-      {1, frame(2, smux::command::kSyn, 3)},                                                       // unknown version
-      {1, std::string("\x01\x07\x00\x00\x03\x00\x00\x00", 8)},                                     // unknown command
-      {2, frame(2, smux::command::kSyn, 3) + std::string("\x02\x04\x04\x00\x03\x00\x00\x00", 8)},  // UPD length 4
-      {1, frame(1, smux::command::kSyn, 3) + frame(1, smux::command::kSyn, 3)},                    // stream id reused
-      {2, frame(2, smux::command::kSyn, 3) + update_frame(3, 1, 65536)},                           // consumed > written
-  };
-  asio::io_context io;
-  run_for(io, [&]() -> asio::awaitable<void> {
-    auto healthy = co_await session_pair(quiet(1), quiet(1));
-    auto client = co_await healthy.client->open_stream();
-    auto server = co_await healthy.server->accept_stream();
-    for (const auto& c : cases) {
-      auto peer = co_await raw_peer(false, quiet(c.version));
-      co_await asio::async_write(peer.raw, asio::buffer(c.input), kUseTuple);
-      Result<StreamPtr> accepted = asio::error::would_block;
-      do {
-        accepted = co_await peer.session->accept_stream();
-      } while (accepted);
-      EXPECT_EQ(accepted.error(), asio::error::connection_reset);
-      EXPECT_TRUE(peer.session->closed());
-      char byte;
-      auto [error, n] = co_await peer.raw.async_read_some(asio::buffer(&byte, 1), kUseTuple);
-      EXPECT_EQ(error, asio::error::eof) << "the session did not close its connection";
-    }
-    co_await asio::async_write(**client, asio::buffer("still here", 10), kUseTuple);
-    char buffer[10];
-    auto [error, n] = co_await asio::async_read(**server, asio::buffer(buffer), kUseTuple);
-    EXPECT_EQ(std::string(buffer, n), "still here");
-    EXPECT_FALSE(healthy.client->closed());
-    EXPECT_FALSE(healthy.server->closed());
-    healthy.close();
   }());
 }
 
@@ -501,4 +242,4 @@ TEST(SmuxSession, CloseAndCancellationCompletePendingOperations) {
 }
 
 }  // namespace
-}  // namespace strait::agent
+}  // namespace strait::agent::smux_test
