@@ -1,5 +1,6 @@
 #include "agent/channel/registry.h"
 
+#include "agent/channel/mux.h"
 #include "agent/channel/tcp.h"
 #include "agent/channel/tls.h"
 #include "agent/channel/udp.h"
@@ -38,6 +39,10 @@ constexpr ListenerEntry kListeners[] = {
     {"tls", make_tls_listener_factory},
     {"ws", make_ws_listener_factory},
     {"wss", make_wss_listener_factory},
+    {"mtcp", make_mtcp_listener_factory},
+    {"mtls", make_mtls_listener_factory},
+    {"mws", make_mws_listener_factory},
+    {"mwss", make_mwss_listener_factory},
 };
 
 constexpr DialerEntry kDialers[] = {
@@ -46,6 +51,10 @@ constexpr DialerEntry kDialers[] = {
     {"tls", make_tls_dialer},
     {"ws", make_ws_dialer},
     {"wss", make_wss_dialer},
+    {"mtcp", make_mtcp_dialer},
+    {"mtls", make_mtls_dialer},
+    {"mws", make_mws_dialer},
+    {"mwss", make_mwss_dialer},
 };
 
 template <typename Table>

@@ -2,6 +2,7 @@
 relay protocol, and the seed's pairs run literally; interop with curl, stunnel and an
 independent WebSocket implementation (python3-websockets)."""
 
+import json
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import strait_test as st  # noqa: E402
 SYSTEM_PYTHON = "/usr/bin/python3"
 WS_PEER = Path(__file__).resolve().parents[1] / "support" / "ws_peer.py"
 
-CHANNELS = ["tcp", "tls", "ws", "wss"]
+CHANNELS = ["tcp", "tls", "ws", "wss", "mtcp", "mtls", "mws", "mwss"]
 HANDLERS = ["http", "socks5", "relay", "forward"]
 
 
@@ -93,12 +94,24 @@ class HandlerChannelMatrixTest(st.StraitTestCase):
                 target = f"/127.0.0.1:{echo.port}" if handler == "forward" else ""
                 services += ["-L", f"{handler}+{channel}://127.0.0.1:{port}{target}"]
         self.start_agent(*services, wait_tcp=ports[(HANDLERS[-1], CHANNELS[-1])], name="server")
-        for (handler, channel), port in ports.items():
+        # One client agent: a forward service per pair, each with its own one-hop chain.
+        config = {"services": [], "chains": []}
+        locals_ = {}
+        for index, ((handler, channel), port) in enumerate(ports.items()):
+            locals_[(handler, channel)] = local = st.free_port()
+            config["services"].append({
+                "name": f"{handler}-{channel}", "addr": f"127.0.0.1:{local}",
+                "handler": {"type": "tcp", "chain": f"chain-{index}"}, "listener": {"type": "tcp"},
+                "forwarder": {"nodes": [{"name": "echo", "addr": f"127.0.0.1:{echo.port}"}]}})
+            config["chains"].append({"name": f"chain-{index}", "hops": [{"name": "hop", "nodes": [{
+                "name": "node", "addr": f"127.0.0.1:{port}",
+                "connector": {"type": handler}, "dialer": {"type": channel}}]}]})
+        config_file = self.tmp / "client.json"
+        config_file.write_text(json.dumps(config))
+        last = locals_[(HANDLERS[-1], CHANNELS[-1])]
+        self.start_agent("-C", str(config_file), wait_tcp=last, name="client")
+        for (handler, channel), local in locals_.items():
             with self.subTest(handler=handler, channel=channel):
-                local = st.free_port()
-                self.start_agent("-L", f"tcp://127.0.0.1:{local}/127.0.0.1:{echo.port}",
-                                 "-F", f"{handler}+{channel}://127.0.0.1:{port}", wait_tcp=local,
-                                 name=f"{handler}-{channel}")
                 blob = st.random_blob()
                 self.assertBlobEqual(blob, st.tcp_echo_exact(local, blob), f"echo through {handler}+{channel}")
 
