@@ -3,7 +3,7 @@
 # strait-controller with its embedded store, two agents enrolled with join tokens that grant
 # them role=edge and role=exit (each gets a certificate from the controller's CA), and the
 # demo topology of deploy/demo/fleet.yaml applied with straitctl: an HTTP proxy on the edge
-# agent (127.0.0.1:8080) chained through a SOCKS5 service on the exit agent (127.0.0.1:1080)
+# agent (127.0.0.1:8080) chained through a relay+wss service on the exit agent (127.0.0.1:8420)
 # to a demo web page on 127.0.0.1:8000. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +54,7 @@ cat <<TRY
 
 The fleet is up (logs in $work). From another terminal:
 
-  curl -x http://127.0.0.1:8080 http://127.0.0.1:8000/    # edge HTTP proxy -> exit SOCKS5 -> page
+  curl -x http://127.0.0.1:8080 http://127.0.0.1:8000/    # edge HTTP proxy -> relay over wss -> exit -> page
 
   export STRAIT_CONTROLLER=127.0.0.1:7771 STRAIT_CA_FILE=$work/controller/ca.pem
   export STRAIT_TOKEN_FILE=$work/controller/admin.token

@@ -162,6 +162,9 @@ absl::StatusOr<SslContext> make_server_context(const TLSConfig& tls, const TLSCo
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   }
   if (!alpn.empty()) SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, const_cast<std::string*>(&alpn));
+  // Resumption by stateless tickets: a server-side cache would keep every client's session
+  // in memory for minutes.
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   return ctx;
 }
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -23,6 +24,8 @@ namespace {
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 // The most plaintext one SSL_write takes: one TLS record.
 constexpr size_t kMaxRecordPlaintext = 16 * 1024;
+constexpr size_t kSpareOutputs = 64;
+constexpr size_t kMaxSpareCapacity = 64 * 1024;
 
 using IoResult = std::tuple<error_code, size_t>;
 
@@ -54,8 +57,9 @@ struct TlsStream::Core {
       }
       flushing = true;
       std::string sending = std::move(out);
-      out.clear();
+      out = std::string();
       auto [ec, n] = co_await asio::async_write(*below, asio::buffer(sending), kUseTuple);
+      give_back_output(std::move(sending));
       flushing = false;
       flushed.cancel();
       if (ec) co_return ec;
@@ -73,10 +77,15 @@ struct TlsStream::Core {
       reading = false;
       return ec;
     };
-    auto [wait_error] = co_await below->async_wait_readable(kUseTuple);
-    if (wait_error) co_return done(wait_error);
+    // After a full buffer more is probably there: read at once. Otherwise wait first, so
+    // that an idle connection waits without a buffer.
+    if (!last_fill_full) {
+      auto [wait_error] = co_await below->async_wait_readable(kUseTuple);
+      if (wait_error) co_return done(wait_error);
+    }
     if (!in) in = StreamBuffers::this_thread().take();
     auto [ec, n] = co_await below->async_read_some(asio::buffer(in.get(), StreamBuffers::kBufferSize), kUseTuple);
+    last_fill_full = n == StreamBuffers::kBufferSize;
     if (ec == asio::error::eof) {
       below_eof = true;
       ec = {};
@@ -89,6 +98,26 @@ struct TlsStream::Core {
     in_begin = 0;
     in_end = n;
     co_return done(error_code{});
+  }
+
+  // Output buffers are reused through a per-thread cache: a record costs no allocation, and
+  // an idle connection holds none.
+  static std::string take_output() {
+    auto& spare = spare_outputs();
+    if (spare.empty()) return {};
+    std::string buffer = std::move(spare.back());
+    spare.pop_back();
+    return buffer;
+  }
+  static void give_back_output(std::string buffer) {
+    auto& spare = spare_outputs();
+    if (spare.size() >= kSpareOutputs || buffer.capacity() > kMaxSpareCapacity) return;
+    buffer.clear();
+    spare.push_back(std::move(buffer));
+  }
+  static std::vector<std::string>& spare_outputs() {
+    thread_local std::vector<std::string> spare;
+    return spare;
   }
 
   // Gives the input buffer back once OpenSSL has taken every byte, unless a read below is
@@ -104,7 +133,9 @@ struct TlsStream::Core {
       ERR_clear_error();
       int result = step();
       int error = result > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, result);
-      if (auto ec = co_await flush(); ec) co_return std::tuple{ec, result};
+      if (!out.empty()) {
+        if (auto ec = co_await flush(); ec) co_return std::tuple{ec, result};
+      }
       switch (error) {
         case SSL_ERROR_NONE:
           release_input();
@@ -128,6 +159,7 @@ struct TlsStream::Core {
   size_t in_end = 0;
   bool below_eof = false;
   bool reading = false;
+  bool last_fill_full = false;
   std::string out;  // bytes OpenSSL wrote, not yet given to the stream below
   bool flushing = false;
   asio::steady_timer flushed;
@@ -137,6 +169,7 @@ namespace {
 
 int bio_write(BIO* bio, const char* data, size_t size, size_t* written) {
   auto* core = static_cast<TlsStream::Core*>(BIO_get_data(bio));
+  if (core->out.capacity() == 0) core->out = TlsStream::Core::take_output();
   core->out.append(data, size);
   *written = size;
   return 1;

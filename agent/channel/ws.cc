@@ -68,12 +68,20 @@ struct WsCore {
 class WsStream final : public Stream {
  public:
   explicit WsStream(std::shared_ptr<WsCore> core) : core_(std::move(core)) {}
-  ~WsStream() override {
-    if (closed_) return;
-    // Close frame, then the socket: at once if the peer answers, else after the grace.
-    auto executor = get_executor();
+  ~WsStream() override { close(); }
+
+  executor_type get_executor() override { return core_->below->get_executor(); }
+  // WebSocket has no half close (a close frame ends both directions): the end of our data
+  // is told by the close frame when the stream is closed, as GOST does.
+  void shutdown_send() override {}
+  // The closing handshake, then the socket: at once if the peer answers, else after a grace.
+  // Pending reads complete when it ends. Dropping the socket at once instead would leave
+  // the peer a reset rather than an end.
+  void close() override {
+    if (closing_) return;
+    closing_ = true;
     asio::co_spawn(
-        executor,
+        get_executor(),
         [](std::shared_ptr<WsCore> core) -> asio::awaitable<void> {
           asio::steady_timer grace(core->below->get_executor(), kCloseGrace);
           grace.async_wait([core](error_code ec) {
@@ -83,16 +91,9 @@ class WsStream final : public Stream {
           grace.cancel();
           core->below->close();
         }(core_),
-        [](std::exception_ptr) {});
-  }
-
-  executor_type get_executor() override { return core_->below->get_executor(); }
-  // WebSocket has no half close (a close frame ends both directions): the end of our data
-  // is told by the close frame when the stream is released, as GOST does.
-  void shutdown_send() override {}
-  void close() override {
-    closed_ = true;
-    core_->below->close();
+        [](std::exception_ptr e) {
+          if (e) spdlog::error("ws: closing handshake ended by an unexpected exception");
+        });
   }
   std::string remote_address() const override { return core_->below->remote_address(); }
   std::string local_address() const override { return core_->below->local_address(); }
@@ -117,7 +118,7 @@ class WsStream final : public Stream {
 
  private:
   std::shared_ptr<WsCore> core_;
-  bool closed_ = false;
+  bool closing_ = false;
 };
 
 absl::StatusOr<Headers> read_headers(const google::protobuf::Struct& metadata) {

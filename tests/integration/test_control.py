@@ -249,19 +249,82 @@ class ControlPlaneTest(st.StraitTestCase):
     def test_demo_fleet_of_the_quick_start(self):
         edge_port, exit_port = st.free_port(), st.free_port()
         fleet = (st.REPO_ROOT / "deploy" / "demo" / "fleet.yaml").read_text()
-        fleet = fleet.replace("127.0.0.1:8080", f"127.0.0.1:{edge_port}").replace("127.0.0.1:1080",
+        fleet = fleet.replace("127.0.0.1:8080", f"127.0.0.1:{edge_port}").replace("127.0.0.1:8420",
                                                                                   f"127.0.0.1:{exit_port}")
         self.plane.start_agent("edge-1", "role=edge")
         exit_agent = self.plane.start_agent("exit-1", "role=exit")
         out = self.plane.apply(fleet)
         # Referenced kinds go first, whatever the file's order.
         self.assertEqual(out.split(), ["chain/via-exit", "created", "service/edge-http", "created",
-                                       "service/exit-socks", "created"])
+                                       "service/exit-relay", "created"])
         self.plane.wait_in_sync("edge-1")
         self.plane.wait_in_sync("exit-1")
         st.wait_tcp(edge_port)
         self.assertEqual(curl_via(edge_port, self.url), b"hello through the fleet\n")
         exit_agent.wait_log(rf"-> 127\.0\.0\.1:{self.origin_server.port}: closed")
+
+    def test_seed_channel_topologies_pushed_as_resources(self):
+        # The seed's relay+wss forward pair and its tls:// + forward+tls pair, as resources.
+        self.plane.start_agent("edge-1", "role=edge")
+        self.plane.start_agent("exit-1", "role=exit")
+        relay_port, relay_entry = st.free_port(), st.free_port()
+        https_port, proxy_port, plain_entry = st.free_port(), st.free_port(), st.free_port()
+        web = f"127.0.0.1:{self.origin_server.port}"
+        self.plane.apply(f"""kind: Service
+metadata: {{name: relay-exit, placement: {{role: exit}}}}
+spec:
+  addr: "127.0.0.1:{relay_port}"
+  handler: {{type: relay}}
+  listener: {{type: wss}}
+  forwarder: {{nodes: [{{name: web, addr: "{web}"}}]}}
+---
+kind: Chain
+metadata: {{name: via-relay}}
+spec: {{hops: [{{name: hop, nodes: [{{name: exit, addr: "127.0.0.1:{relay_port}", connector: {{type: relay}},
+        dialer: {{type: wss}}}}]}}]}}
+---
+kind: Service
+metadata: {{name: relay-entry, placement: {{role: edge}}}}
+spec:
+  addr: "127.0.0.1:{relay_entry}"
+  handler: {{type: tcp, chain: via-relay}}
+  listener: {{type: tcp}}
+---
+kind: Service
+metadata: {{name: https-exit, placement: {{role: exit}}}}
+spec:
+  addr: "127.0.0.1:{https_port}"
+  handler: {{type: forward}}
+  listener: {{type: tls}}
+  forwarder: {{nodes: [{{name: proxy, addr: "127.0.0.1:{proxy_port}"}}]}}
+---
+kind: Service
+metadata: {{name: proxy, placement: {{role: exit}}}}
+spec: {{addr: "127.0.0.1:{proxy_port}", handler: {{type: http}}, listener: {{type: tcp}}}}
+---
+kind: Chain
+metadata: {{name: via-tls}}
+spec: {{hops: [{{name: hop, nodes: [{{name: exit, addr: "127.0.0.1:{https_port}", connector: {{type: forward}},
+        dialer: {{type: tls}}}}]}}]}}
+---
+kind: Service
+metadata: {{name: plain-entry, placement: {{role: edge}}}}
+spec:
+  addr: "127.0.0.1:{plain_entry}"
+  handler: {{type: tcp, chain: via-tls}}
+  listener: {{type: tcp}}
+""")
+        self.plane.wait_in_sync("edge-1")
+        self.plane.wait_in_sync("exit-1")
+        st.wait_tcp(relay_entry)
+        st.wait_tcp(plain_entry)
+        hello = b"hello through the fleet\n"
+        result = st.run(["curl", "-sS", "--max-time", CURL_TIMEOUT, f"http://127.0.0.1:{relay_entry}/hello"])
+        self.assertEqual(result.stdout, hello, result.stderr.decode())
+        self.assertEqual(curl_via(plain_entry, self.url), hello)
+        result = st.run(["curl", "-sS", "--max-time", CURL_TIMEOUT, "--proxy", f"https://127.0.0.1:{https_port}",
+                         "--proxy-insecure", self.url])
+        self.assertEqual(result.stdout, hello, result.stderr.decode())
 
     def test_tokens_and_secrets(self):
         bad_token = self.tmp / "bad.token"
