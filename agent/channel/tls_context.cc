@@ -23,6 +23,8 @@ std::string openssl_error() {
   return text;
 }
 
+constexpr char kTls13Suites[] = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
 absl::Status tls_error(std::string_view what, std::string_view file) {
   return absl::InvalidArgumentError(common::str_cat(what, " \"", file, "\": ", openssl_error()));
 }
@@ -52,6 +54,10 @@ absl::Status apply_options(SSL_CTX* ctx, const config::v1::TLSOptions& options) 
   if (!options.cipher_suites().empty()) {
     return absl::UnimplementedError("tls.options.cipherSuites is not supported yet; remove it");
   }
+  // AES-128-GCM first, as Go's TLS (hence GOST) orders TLS 1.3 suites on hardware with AES
+  // instructions: as strong for this use and a third cheaper per byte than AES-256.
+  SSL_CTX_set_ciphersuites(ctx, kTls13Suites);
+  SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_min_proto_version(ctx, min);
   SSL_CTX_set_max_proto_version(ctx, max);
   // Renegotiation would make a write wait for a read; a peer's EOF without close_notify is
