@@ -11,6 +11,7 @@ started=$SECONDS
 stage() { echo "=== $1 ($((SECONDS - started)) s since start)"; }
 stage setup
 bash scripts/setup.sh
+python3 scripts/check_layers.py
 jobs=$(nproc)
 stage "dev build"
 cmake --preset dev

@@ -10,10 +10,10 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "agent/connector/connector_options.h"
-#include "agent/protocol/message_io.h"
+#include "agent/wire/message_io.h"
 #include "agent/protocol/proxy_error.h"
 #include "agent/protocol/relay.h"
-#include "agent/protocol/relay_datagram_stream.h"
+#include "agent/wire/relay_datagram_stream.h"
 #include "common/io_operation.h"
 #include "common/prefixed_stream.h"
 #include "common/stream_deadline.h"

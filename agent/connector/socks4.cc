@@ -7,7 +7,7 @@
 #include "agent/protocol/proxy_error.h"
 #include "agent/connector/connector_options.h"
 #include "agent/net/resolver.h"
-#include "agent/protocol/message_io.h"
+#include "agent/wire/message_io.h"
 #include "agent/protocol/socks4.h"
 #include "common/prefixed_stream.h"
 #include "common/stream_deadline.h"

@@ -8,7 +8,7 @@
 #include "agent/channel/tls.h"
 #include "agent/connector/connector_options.h"
 #include "agent/connector/socks5_udp.h"
-#include "agent/protocol/message_io.h"
+#include "agent/wire/message_io.h"
 #include "agent/protocol/socks5.h"
 #include "common/prefixed_stream.h"
 #include "common/stream_deadline.h"

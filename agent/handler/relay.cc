@@ -4,10 +4,10 @@
 
 #include "agent/handler/forward_target.h"
 #include "agent/observe/session_log.h"
-#include "agent/protocol/message_io.h"
+#include "agent/wire/message_io.h"
 #include "agent/protocol/proxy_error.h"
 #include "agent/protocol/relay.h"
-#include "agent/protocol/relay_datagram_stream.h"
+#include "agent/wire/relay_datagram_stream.h"
 #include "common/duration.h"
 #include "common/log_escape.h"
 #include "common/metadata.h"

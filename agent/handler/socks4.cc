@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/handler/socks_commands.h"
-#include "agent/protocol/message_io.h"
+#include "agent/wire/message_io.h"
 #include "agent/protocol/socks4.h"
 #include "agent/observe/session_log.h"
 #include "common/duration.h"

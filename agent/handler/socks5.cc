@@ -10,7 +10,7 @@
 #include "agent/handler/handler_options.h"
 #include "agent/handler/socks5_udp.h"
 #include "agent/handler/socks_commands.h"
-#include "agent/protocol/message_io.h"
+#include "agent/wire/message_io.h"
 #include "agent/protocol/socks5.h"
 #include "agent/observe/session_log.h"
 #include "common/duration.h"

@@ -10,7 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/net/buffers.h"
-#include "agent/protocol/message_io.h"
+#include "agent/wire/message_io.h"
 #include "common/strings.h"
 
 namespace strait::agent {

@@ -9,7 +9,7 @@
 
 #include "agent/channel/tcp.h"
 #include "agent/handler/handler_options.h"
-#include "agent/protocol/message_io.h"
+#include "agent/wire/message_io.h"
 #include "agent/protocol/socks5.h"
 #include "common/strings.h"
 

@@ -1,4 +1,4 @@
-#include "agent/protocol/relay_datagram_stream.h"
+#include "agent/wire/relay_datagram_stream.h"
 
 #include <memory>
 #include <string>
