@@ -52,6 +52,7 @@ struct UdpSession {
     if (pending_wait) {
       auto handler = std::move(*pending_wait);
       pending_wait.reset();
+      asio::get_associated_cancellation_slot(handler).clear();
       asio::post(executor, [handler = std::move(handler)]() mutable { std::move(handler)(error_code{}); });
     }
     if (!pending_read) return;
@@ -60,12 +61,18 @@ struct UdpSession {
     size_t n = asio::buffer_copy(pending_buffer, asio::buffer(datagram));
     auto handler = std::move(*pending_read);
     pending_read.reset();
+    asio::get_associated_cancellation_slot(handler).clear();
     asio::post(executor, [handler = std::move(handler), n]() mutable { std::move(handler)(error_code{}, n); });
   }
 
   // Completes waiting operations with operation_aborted (the session or its listener closed).
   void abort_pending(asio::any_io_executor executor) {
     queue.clear();
+    cancel_pending(executor);
+  }
+
+  // Completes the pending read and wait with operation_aborted; queued datagrams stay.
+  void cancel_pending(asio::any_io_executor executor) {
     if (pending_read) {
       auto handler = std::move(*pending_read);
       pending_read.reset();
@@ -185,6 +192,7 @@ class UdpSessionStream final : public Stream {
       });
       return;
     }
+    cancel_on_signal(handler);
     session_->pending_read.emplace(std::move(handler));
     session_->pending_buffer = buffer;
     session_->deliver(get_executor());
@@ -198,10 +206,22 @@ class UdpSessionStream final : public Stream {
       asio::post(get_executor(), [handler = std::move(handler), ec]() mutable { std::move(handler)(ec); });
       return;
     }
+    cancel_on_signal(handler);
     session_->pending_wait.emplace(std::move(handler));
   }
 
  private:
+  // The operation's own cancellation (`co_await (read || timer)`) completes it with
+  // operation_aborted and leaves the session and its queued datagrams as they were.
+  template <typename Handler>
+  void cancel_on_signal(Handler& handler) {
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    if (!slot.is_connected()) return;
+    slot.assign([session = std::weak_ptr<UdpSession>(session_), executor = get_executor()](asio::cancellation_type) {
+      if (auto alive = session.lock()) alive->cancel_pending(executor);
+    });
+  }
+
   std::shared_ptr<UdpListenerState> listener_;
   std::shared_ptr<UdpSession> session_;
   bool released_ = false;

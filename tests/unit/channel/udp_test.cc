@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "support/asio_test.h"
 
@@ -10,6 +12,7 @@ namespace strait::agent {
 namespace {
 
 using asio::ip::udp;
+using namespace asio::experimental::awaitable_operators;
 using testing::kUseTuple;
 using testing::run_for;
 
@@ -100,6 +103,29 @@ TEST(UdpChannel, WaitReadableCompletesOnceADatagramIsQueued) {
     auto [wait_error] = co_await (*session)->async_wait_readable(kUseTuple);
     EXPECT_FALSE(wait_error);
     auto [read_error, n] = co_await (*session)->async_read_some(asio::buffer(buffer), kUseTuple);
+    EXPECT_EQ(std::string(buffer, n), "second");
+    (*listener)->close();
+  }());
+}
+
+TEST(UdpChannel, AReadRacedByATimerIsCancelledAndTheSessionGoesOn) {
+  asio::io_context io;
+  auto listener = make_udp_listener_factory()->listen(io.get_executor(), {.address = common::HostPort{"127.0.0.1", 0}});
+  ASSERT_TRUE(listener);
+  udp::endpoint server(asio::ip::make_address("127.0.0.1"), (*listener)->bound_address().port);
+  udp::socket alice(io, udp::endpoint(udp::v4(), 0));
+  run_for(io, [&]() -> asio::awaitable<void> {
+    co_await alice.async_send_to(asio::buffer("first", 5), server, kUseTuple);
+    auto session = co_await (*listener)->accept();
+    char buffer[64];
+    co_await (*session)->async_read_some(asio::buffer(buffer), kUseTuple);
+    asio::steady_timer timer(io, std::chrono::milliseconds(20));
+    auto raced = co_await ((*session)->async_read_some(asio::buffer(buffer), kUseTuple) ||
+                           timer.async_wait(kUseTuple));
+    EXPECT_EQ(raced.index(), 1u) << "the read should have lost to the timer";
+    co_await alice.async_send_to(asio::buffer("second", 6), server, kUseTuple);
+    auto [read_error, n] = co_await (*session)->async_read_some(asio::buffer(buffer), kUseTuple);
+    EXPECT_FALSE(read_error);
     EXPECT_EQ(std::string(buffer, n), "second");
     (*listener)->close();
   }());
