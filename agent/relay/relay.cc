@@ -9,8 +9,6 @@
 #include <vector>
 
 #include <boost/asio/any_completion_handler.hpp>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -21,8 +19,6 @@
 namespace strait::agent {
 namespace {
 
-using namespace asio::experimental::awaitable_operators;
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kSpliceChunk = 1 << 20;  // asks for all the pipe can hold
 
 struct RelayState {
@@ -204,57 +200,100 @@ auto async_splice(SpliceRelay& splice) {
       [&splice](auto handler) { splice.start(std::move(handler)); }, asio::use_awaitable);
 }
 
-// A buffer from the thread's cache of the right size, for one read and its write.
-template <typename Cache>
-asio::awaitable<bool> copy_once(Stream& from, Stream& to, uint64_t& counter, RelayState& state) {
-  auto& cache = Cache::this_thread();
-  auto buffer = cache.take();
-  auto [read_error, n] = co_await from.async_read_some(asio::buffer(buffer.get(), Cache::kBufferSize), kUseTuple);
-  if (read_error) {
-    cache.give_back(std::move(buffer));
-    if (is_clean_end(read_error)) {
-      to.shutdown_send();
-      state.deadline.half_closed();
-    } else {
-      state.fail(read_error);
-    }
-    co_return false;
-  }
-  auto [write_error, written] = co_await asio::async_write(to, asio::buffer(buffer.get(), n), kUseTuple);
-  cache.give_back(std::move(buffer));
-  if (write_error) {
-    state.fail(write_error);
-    co_return false;
-  }
-  counter += written;
-  state.deadline.activity();
-  co_return true;
-}
+// Copies between streams of any kind (TLS, WebSocket, mux streams, datagrams) with
+// callbacks, as SpliceRelay does for two sockets: an idle connection keeps this object and
+// two readiness waits, no coroutine frame and no buffer. A direction takes a buffer from the
+// thread's cache once its source is readable and gives it back once the bytes are written.
+class CopyRelay {
+ public:
+  using Done = asio::any_completion_handler<void()>;
 
-asio::awaitable<void> copy_direction(Stream& from, Stream& to, uint64_t& counter, RelayState& state) {
-  const bool datagram = from.is_datagram();
-  asio::ip::tcp::socket* socket = from.plain_tcp_socket();
-  for (;;) {
-    // A buffer is taken only once there is something to read: idle streams hold none.
+  explicit CopyRelay(RelayState& state)
+      : state_(state),
+        directions_{Direction{state.client, state.target, state.result.bytes_from_client},
+                    Direction{state.target, state.client, state.result.bytes_to_client}} {}
+
+  void start(Done done) {
+    done_.emplace(std::move(done));
+    for (auto& direction : directions_) next(direction);
+  }
+
+ private:
+  struct Direction {
+    Direction(Stream& source, Stream& sink, uint64_t& bytes)
+        : from(source), to(sink), counter(bytes), datagram(source.is_datagram()) {}
+    Stream& from;
+    Stream& to;
+    uint64_t& counter;
+    const bool datagram;
+    StreamBuffers::Buffer held;  // both caches hand out the same buffer type
+    bool finished = false;
+  };
+
+  // Reads at once when a plain socket already has bytes, else waits for some first.
+  void next(Direction& d) {
     error_code ignored;
-    if (socket == nullptr || socket->available(ignored) == 0) {
-      auto [wait_error] = co_await from.async_wait_readable(kUseTuple);
-      if (wait_error) {
-        state.fail(wait_error);
-        co_return;
-      }
+    if (auto* socket = d.from.plain_tcp_socket(); socket != nullptr && socket->available(ignored) > 0) {
+      return read(d);
     }
-    bool more = datagram ? co_await copy_once<DatagramBuffers>(from, to, counter, state)
-                         : co_await copy_once<StreamBuffers>(from, to, counter, state);
-    if (!more) co_return;
+    d.from.async_wait_readable([this, &d](const error_code& ec) {
+      if (ec) return fail(d, ec);
+      read(d);
+    });
   }
-}
 
-// Apart from relay() so that its operator-&& temporaries are not part of the frame every
-// spliced connection keeps for its whole life.
-asio::awaitable<void> copy_both_directions(RelayState& state) {
-  co_await (copy_direction(state.client, state.target, state.result.bytes_from_client, state) &&
-            copy_direction(state.target, state.client, state.result.bytes_to_client, state));
+  void read(Direction& d) {
+    size_t size = d.datagram ? DatagramBuffers::kBufferSize : StreamBuffers::kBufferSize;
+    d.held = d.datagram ? DatagramBuffers::this_thread().take() : StreamBuffers::this_thread().take();
+    d.from.async_read_some(asio::buffer(d.held.get(), size), [this, &d](const error_code& ec, size_t n) {
+      if (ec) {
+        release(d);
+        if (!is_clean_end(ec)) return fail(d, ec);
+        d.to.shutdown_send();
+        state_.deadline.half_closed();
+        return finish(d);
+      }
+      asio::async_write(d.to, asio::buffer(d.held.get(), n), [this, &d](const error_code& write_error, size_t written) {
+        release(d);
+        if (write_error) return fail(d, write_error);
+        d.counter += written;
+        state_.deadline.activity();
+        next(d);
+      });
+    });
+  }
+
+  static void release(Direction& d) {
+    if (!d.held) return;
+    if (d.datagram) {
+      DatagramBuffers::this_thread().give_back(std::move(d.held));
+    } else {
+      StreamBuffers::this_thread().give_back(std::move(d.held));
+    }
+  }
+
+  void fail(Direction& d, const error_code& ec) {
+    state_.fail(ec);  // closes both streams, so the other direction's wait ends too
+    finish(d);
+  }
+
+  void finish(Direction& d) {
+    d.finished = true;
+    if (directions_[0].finished && directions_[1].finished && done_) {
+      auto done = std::move(*done_);
+      done_.reset();
+      std::move(done)();
+    }
+  }
+
+  RelayState& state_;
+  Direction directions_[2];
+  std::optional<Done> done_;
+};
+
+auto async_copy(CopyRelay& copy) {
+  return asio::async_initiate<decltype(asio::use_awaitable), void()>(
+      [&copy](auto handler) { copy.start(std::move(handler)); }, asio::use_awaitable);
 }
 
 bool spliceable(RelayState& state) {
@@ -270,7 +309,8 @@ asio::awaitable<RelayResult> relay(Stream& client, Stream& target, const RelayOp
     SpliceRelay splice(state, *client.plain_tcp_socket(), *target.plain_tcp_socket());
     co_await async_splice(splice);
   } else {
-    co_await copy_both_directions(state);
+    CopyRelay copy(state);
+    co_await async_copy(copy);
   }
   state.result.idle_timeout = state.deadline.expired() && !state.deadline.expired_half_closed();
   state.result.half_close_timeout = state.deadline.expired_half_closed();

@@ -156,7 +156,9 @@ TEST_F(TlsChannel, VerifyingDialerRefusesTheSelfSignedDefault) {
   ASSERT_TRUE(dialer.ok());
   run_for(io_, [&]() -> asio::awaitable<void> {
     auto executor = co_await asio::this_coro::executor;
-    auto dial = (*dialer)->dial(executor, listener_->bound_address().to_string(), Network::kTcp, {});
+    // The address outlives the lazily started dial, which takes it by reference.
+    const std::string address = listener_->bound_address().to_string();
+    auto dial = (*dialer)->dial(executor, address, Network::kTcp, {});
     auto accept = [&]() -> asio::awaitable<void> {
       auto accepted = co_await listener_->accept();
       if (accepted) co_await listener_->handshake(std::move(*accepted));
