@@ -18,10 +18,23 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 import uuid
 
 from benchlib import ProcessGroup, free_port, wait_port
 from tcp_forward import iperf
+
+
+def iperf_when_free(port, streams, seconds, attempts=5):
+    """iperf3's server runs one test at a time: a tunnel still closing the previous test's
+    connections makes it answer "busy" for a moment, so try again."""
+    for attempt in range(attempts):
+        try:
+            return iperf(port, streams, seconds)
+        except (RuntimeError, KeyError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
 
 
 class Peers(ProcessGroup):
@@ -95,7 +108,7 @@ def main():
             samples = {name: [] for name in fronts}
             for _ in range(args.rounds):
                 for name, port in fronts.items():
-                    samples[name].append(iperf(port, streams, args.seconds))
+                    samples[name].append(iperf_when_free(port, streams, args.seconds))
             results = {name: statistics.median(values) for name, values in samples.items()}
             print(f"streams={streams:<3} " + "  ".join(f"{k}={v:.2f}" for k, v in results.items()))
             print(f"streams={streams:<3} relay+wss/v2ray={results['relay+wss'] / results['v2ray']:.2f}  "

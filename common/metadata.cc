@@ -60,6 +60,12 @@ const std::vector<MetadataKey> kKeys = {
     {"mux.maxReceiveBuffer", Kind::kInteger, 1024, 64 << 20, "smux: bytes buffered per session"},
     {"mux.maxStreamBuffer", Kind::kInteger, 1024, 64 << 20, "smux: bytes buffered per stream (version 2 window)"},
     {"mux.maxStreams", Kind::kInteger, 1, 65535, "smux: streams open at once per session"},
+    {"authorizePath", Kind::kString, 0, 0, "pht/phts: the HTTP path that opens a tunnel (default /authorize)"},
+    {"pushPath", Kind::kString, 0, 0, "pht/phts: the HTTP path of client-to-server data (default /push)"},
+    {"pullPath", Kind::kString, 0, 0, "pht/phts: the HTTP path of server-to-client data (default /pull)"},
+    {"pht.maxSessions", Kind::kInteger, 1, 1'000'000, "pht/phts listener: tunnels open at once (default 10000)"},
+    {"pht.idleTimeout", Kind::kDuration, 0, 0, "pht/phts listener: a tunnel without requests this long ends (60s)"},
+    {"pht.bufferSize", Kind::kInteger, 4096, 64 << 20, "pht/phts listener: bytes held per tunnel each way (256 KiB)"},
 };
 
 const Value* find(const Metadata& metadata, std::string_view key) {

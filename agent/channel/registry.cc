@@ -1,6 +1,8 @@
 #include "agent/channel/registry.h"
 
+#include "agent/channel/h2.h"
 #include "agent/channel/mux.h"
+#include "agent/channel/pht.h"
 #include "agent/channel/tcp.h"
 #include "agent/channel/tls.h"
 #include "agent/channel/udp.h"
@@ -43,6 +45,11 @@ constexpr ListenerEntry kListeners[] = {
     {"mtls", make_mtls_listener_factory},
     {"mws", make_mws_listener_factory},
     {"mwss", make_mwss_listener_factory},
+    {"h2", make_h2_listener_factory},
+    {"h2c", make_h2c_listener_factory},
+    {"http2", make_http2_listener_factory},
+    {"pht", make_pht_listener_factory},
+    {"phts", make_phts_listener_factory},
 };
 
 constexpr DialerEntry kDialers[] = {
@@ -55,6 +62,11 @@ constexpr DialerEntry kDialers[] = {
     {"mtls", make_mtls_dialer},
     {"mws", make_mws_dialer},
     {"mwss", make_mwss_dialer},
+    {"h2", make_h2_dialer},
+    {"h2c", make_h2c_dialer},
+    {"http2", make_http2_dialer},
+    {"pht", make_pht_dialer},
+    {"phts", make_phts_dialer},
 };
 
 template <typename Table>

@@ -75,12 +75,13 @@ class WsStream final : public Stream {
   ~WsStream() override { close(); }
 
   executor_type get_executor() override { return core_->below->get_executor(); }
-  // WebSocket has no half close (a close frame ends both directions): the end of our data
-  // is told by the close frame when the stream is closed, as GOST does.
-  void shutdown_send() override {}
+  // WebSocket has no half close: the end of our data is told with the close frame, which
+  // ends the peer's sending too once it has answered (GOST ends the whole connection at the
+  // first end of stream). Without it the far end would never learn that the client is done.
+  void shutdown_send() override { close(); }
   // The closing handshake, then the socket: at once if the peer answers, else after a grace.
-  // Pending reads complete when it ends. Dropping the socket at once instead would leave
-  // the peer a reset rather than an end.
+  // Reads go on until the peer's close frame. Dropping the socket at once instead would
+  // leave the peer a reset rather than an end.
   void close() override {
     if (closing_) return;
     closing_ = true;

@@ -2,6 +2,7 @@
 
 #include "agent/connector/forward.h"
 #include "agent/connector/http.h"
+#include "agent/connector/http2.h"
 #include "agent/connector/relay.h"
 #include "agent/connector/socks4.h"
 #include "agent/connector/socks5.h"
@@ -18,6 +19,7 @@ struct ConnectorEntry {
 constexpr ConnectorEntry kConnectors[] = {
     {"forward", make_forward_connector},
     {"http", make_http_connector},
+    {"http2", make_http2_connector},
     {"relay", make_relay_connector},
     {"socks4", make_socks4_connector},
     {"socks4a", make_socks4_connector},

@@ -3,6 +3,7 @@
 #include "agent/handler/auto.h"
 #include "agent/handler/forward.h"
 #include "agent/handler/http.h"
+#include "agent/handler/http2.h"
 #include "agent/handler/relay.h"
 #include "agent/handler/socks4.h"
 #include "agent/handler/socks5.h"
@@ -30,6 +31,7 @@ struct HandlerEntry {
 constexpr HandlerEntry kHandlers[] = {
     {"auto", service_only<make_auto_handler>},
     {"http", service_only<make_http_handler>},
+    {"http2", service_only<make_http2_handler>},
     {"relay", service_only<make_relay_handler>},
     {"socks5", make_socks5_handler},
     {"socks", make_socks5_handler},  // GOST alias

@@ -170,10 +170,10 @@ class ControlPlaneTest(st.StraitTestCase):
         # A GOST type this agent does not have passes the controller (another agent may have it)
         # and is this agent's NACK.
         self.plane.apply(cp.service_yaml("entry", port) + "---\n" + cp.service_yaml("broken", st.free_port(),
-                                                                                    handler="relay"))
+                                                                                    handler="tunnel"))
         refused = st.wait_until(lambda: (a := self.plane.agents()["edge-1"]).get("lastNackError") and a,
                                 what="a NACK")
-        self.assertIn('service broken: unknown handler type "relay"', refused["lastNackError"])
+        self.assertIn('service broken: unknown handler type "tunnel"', refused["lastNackError"])
         self.assertEqual(refused["appliedVersion"], good["appliedVersion"], "the agent kept its version")
         self.assertNotEqual(refused["desiredVersion"], good["desiredVersion"])
         self.assertEqual(curl_via(port, self.url), b"hello through the fleet\n")
