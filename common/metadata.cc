@@ -46,7 +46,7 @@ const std::vector<MetadataKey> kKeys = {
     {"ws.handshakeTimeout", Kind::kDuration, 0, 0, "alias of handshakeTimeout"},
     {"path", Kind::kString, 0, 0, "ws/wss: the HTTP path of the upgrade (default /ws)"},
     {"ws.path", Kind::kString, 0, 0, "alias of path"},
-    {"host", Kind::kString, 0, 0, "ws/wss dialer: Host of the upgrade request (default: the node address)"},
+    {"host", Kind::kString, 0, 0, "ws/wss, h2/h2c, pht dialers: the Host (:authority) they send (default: the node address)"},
     {"ws.host", Kind::kString, 0, 0, "alias of host"},
     {"ws.keepalive", Kind::kBool, 0, 0, "ws/wss dialer: send WebSocket pings"},
     {"ws.keepalive.interval", Kind::kDuration, 0, 0, "time between WebSocket pings (default 15s)"},

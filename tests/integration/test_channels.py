@@ -15,7 +15,7 @@ import strait_test as st  # noqa: E402
 SYSTEM_PYTHON = "/usr/bin/python3"
 WS_PEER = Path(__file__).resolve().parents[1] / "support" / "ws_peer.py"
 
-CHANNELS = ["tcp", "tls", "ws", "wss", "mtcp", "mtls", "mws", "mwss", "pht", "phts"]
+CHANNELS = ["tcp", "tls", "ws", "wss", "mtcp", "mtls", "mws", "mwss", "h2", "h2c", "pht", "phts"]
 HANDLERS = ["http", "socks5", "relay", "forward"]
 
 
