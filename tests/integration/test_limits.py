@@ -107,7 +107,10 @@ class LimitsTest(st.StraitTestCase):
             st.wait_until(lambda: st.rss_kib(agent.pid) < start_rss + 16 * 1024, timeout=20,
                           what=f"RSS back near {start_rss} KiB (now {st.rss_kib(agent.pid)} KiB)")
             after.append(st.rss_kib(agent.pid))
-        self.assertLess(after[1], after[0] + 4 * 1024, f"a second round grew RSS: {after}")
+        # Each of the 2 workers may keep up to 64 spare 64 KiB datagram buffers (4 MiB) for
+        # reuse, filled to a different level by each round; a leak of 100 000 sessions is
+        # far more than that.
+        self.assertLess(after[1], after[0] + 8 * 1024, f"a second round grew RSS: {after}")
         self.assertTrue(agent.alive())
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root to start the agent as another user (uid 65534)")
