@@ -156,9 +156,10 @@ TEST_F(TlsChannel, VerifyingDialerRefusesTheSelfSignedDefault) {
   ASSERT_TRUE(dialer.ok());
   run_for(io_, [&]() -> asio::awaitable<void> {
     auto executor = co_await asio::this_coro::executor;
-    // The address outlives the lazily started dial, which takes it by reference.
+    // The address and options outlive the lazily started dial, which takes them by reference.
     const std::string address = listener_->bound_address().to_string();
-    auto dial = (*dialer)->dial(executor, address, Network::kTcp, {});
+    const DialOptions options;
+    auto dial = (*dialer)->dial(executor, address, Network::kTcp, options);
     auto accept = [&]() -> asio::awaitable<void> {
       auto accepted = co_await listener_->accept();
       if (accepted) co_await listener_->handshake(std::move(*accepted));
