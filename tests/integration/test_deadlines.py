@@ -69,10 +69,11 @@ class DeadlinesTest(st.StraitTestCase):
         self.assertTrue(answer.startswith(b"HTTP/1.1 504 "), answer[:80])
         self.assertIn(b"sent no response within 1s", answer)
         self.assertLess(time.monotonic() - started, 5)
-        # Nothing is left to hold a shutdown.
+        # Nothing is left to hold a shutdown: the agent exits well within its 30 s drain. (The
+        # client sees EOF when the socket closes, a moment before the worker counts the
+        # connection as gone, so the agent may still log that it drains that one.)
         agent.send_signal(signal.SIGTERM)
         self.assertEqual(agent.wait_exit(5), 0)
-        self.assertNotIn("draining", agent.log())
 
     def test_an_upload_that_stops_midway_ends_after_the_idle_timeout(self):
         origin = self.hung_origin()

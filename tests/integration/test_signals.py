@@ -101,6 +101,10 @@ class SignalTest(st.StraitTestCase):
         self.assertLess(time.monotonic() - started, 2, "no connection was open, yet the agent waited")
         self.assertIn("received SIGINT", agent.log())
 
+    # ThreadSanitizer runs a signal handler only when the receiving thread next enters one of
+    # its interceptors; a SIGTERM that lands on a thread blocked elsewhere can wait for good
+    # (CI saw one of 24 agents never log it under TSan, never in other builds).
+    @unittest.skipIf(st.agent_has_thread_sanitizer(), "ThreadSanitizer defers signal handlers")
     def test_signal_right_after_start_is_handled(self):
         # The port accepts as soon as the services listen; a SIGTERM/SIGINT from then on must
         # take the draining path (exit 0), not the default action that kills the process.

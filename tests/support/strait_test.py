@@ -619,5 +619,10 @@ def agent_has_sanitizers() -> bool:
     return "libasan" in linked or "libtsan" in linked
 
 
+def agent_has_thread_sanitizer() -> bool:
+    linked = subprocess.run(["ldd", str(agent_path())], capture_output=True, text=True).stdout
+    return "libtsan" in linked
+
+
 def have(program: str) -> bool:
     return shutil.which(program) is not None
