@@ -11,7 +11,7 @@
 #include "agent/protocol/relay.h"
 #include "tests/fuzz/consume.h"
 
-namespace relay = strait::agent::relay;
+namespace relay_wire = strait::agent::relay_wire;
 using strait::agent::ParseState;
 using strait::fuzz::consume;
 
