@@ -41,13 +41,23 @@ struct RelayState {
 
 bool is_clean_end(const error_code& ec) { return ec == asio::error::eof; }
 
+using RelayDone = asio::any_completion_handler<void()>;
+
+// Ends a callback relay's operation once both of its directions have finished.
+void complete_when_both_finished(bool first, bool second, std::optional<RelayDone>& done) {
+  if (!first || !second || !done) return;
+  auto handler = std::move(*done);
+  done.reset();
+  std::move(handler)();
+}
+
 // Joins two plain TCP sockets with splice(2), both directions, as callbacks rather than
 // coroutines: an idle spliced connection then costs one small object and two pending
 // readiness waits, which keeps memory per idle connection low. A direction holds a pipe
 // (or, when none can be had, a buffer) only while it has bytes not yet written.
 class SpliceRelay {
  public:
-  using Done = asio::any_completion_handler<void()>;
+  using Done = RelayDone;
 
   SpliceRelay(RelayState& state, asio::ip::tcp::socket& client, asio::ip::tcp::socket& target)
       : state_(state),
@@ -182,11 +192,7 @@ class SpliceRelay {
 
   void finish(Direction& d) {
     d.finished = true;
-    if (directions_[0].finished && directions_[1].finished && done_) {
-      auto done = std::move(*done_);
-      done_.reset();
-      std::move(done)();
-    }
+    complete_when_both_finished(directions_[0].finished, directions_[1].finished, done_);
   }
 
   RelayState& state_;
@@ -194,11 +200,6 @@ class SpliceRelay {
   std::optional<Done> done_;
 };
 
-// An operation, not a coroutine: awaiting it adds no coroutine frame of our own.
-auto async_splice(SpliceRelay& splice) {
-  return asio::async_initiate<decltype(asio::use_awaitable), void()>(
-      [&splice](auto handler) { splice.start(std::move(handler)); }, asio::use_awaitable);
-}
 
 // Copies between streams of any kind (TLS, WebSocket, mux streams, datagrams) with
 // callbacks, as SpliceRelay does for two sockets: an idle connection keeps this object and
@@ -206,7 +207,7 @@ auto async_splice(SpliceRelay& splice) {
 // thread's cache once its source is readable and gives it back once the bytes are written.
 class CopyRelay {
  public:
-  using Done = asio::any_completion_handler<void()>;
+  using Done = RelayDone;
 
   explicit CopyRelay(RelayState& state)
       : state_(state),
@@ -279,11 +280,7 @@ class CopyRelay {
 
   void finish(Direction& d) {
     d.finished = true;
-    if (directions_[0].finished && directions_[1].finished && done_) {
-      auto done = std::move(*done_);
-      done_.reset();
-      std::move(done)();
-    }
+    complete_when_both_finished(directions_[0].finished, directions_[1].finished, done_);
   }
 
   RelayState& state_;
@@ -291,9 +288,11 @@ class CopyRelay {
   std::optional<Done> done_;
 };
 
-auto async_copy(CopyRelay& copy) {
+// An operation, not a coroutine: awaiting it adds no coroutine frame of our own.
+template <typename CallbackRelay>
+auto async_run(CallbackRelay& relay) {
   return asio::async_initiate<decltype(asio::use_awaitable), void()>(
-      [&copy](auto handler) { copy.start(std::move(handler)); }, asio::use_awaitable);
+      [&relay](auto handler) { relay.start(std::move(handler)); }, asio::use_awaitable);
 }
 
 bool spliceable(RelayState& state) {
@@ -307,10 +306,10 @@ asio::awaitable<RelayResult> relay(Stream& client, Stream& target, const RelayOp
   if (spliceable(state)) {
     state.result.spliced = true;
     SpliceRelay splice(state, *client.plain_tcp_socket(), *target.plain_tcp_socket());
-    co_await async_splice(splice);
+    co_await async_run(splice);
   } else {
     CopyRelay copy(state);
-    co_await async_copy(copy);
+    co_await async_run(copy);
   }
   state.result.idle_timeout = state.deadline.expired() && !state.deadline.expired_half_closed();
   state.result.half_close_timeout = state.deadline.expired_half_closed();
