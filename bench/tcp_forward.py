@@ -72,10 +72,11 @@ async def hold_idle(port, count):
     return conns
 
 
-def idle_memory(proc, port, count, settle):
+def idle_memory(proc, port, count, settle, hold=hold_idle):
+    """RSS growth of `proc` per connection while `hold(port, count)` keeps that many open."""
     before = rss_kib(proc.pid)
     loop = asyncio.new_event_loop()
-    conns = loop.run_until_complete(hold_idle(port, count))
+    conns = loop.run_until_complete(hold(port, count))
     # The forwarder dials the target once per accepted connection; wait until it has.
     deadline = time.monotonic() + settle
     while time.monotonic() < deadline:

@@ -25,10 +25,9 @@ import ssl
 import statistics
 import subprocess
 import sys
-import time
 
-from benchlib import ProcessGroup, free_port, rss_kib, wait_port
-from tcp_forward import HOLDER, iperf
+from benchlib import ProcessGroup, free_port, wait_port
+from tcp_forward import HOLDER, idle_memory, iperf
 
 
 class Peers(ProcessGroup):
@@ -109,21 +108,6 @@ async def hold_tls(port, count):
     return conns
 
 
-def idle_memory(proc, port, count, settle):
-    before = rss_kib(proc.pid)
-    loop = asyncio.new_event_loop()
-    conns = loop.run_until_complete(hold_tls(port, count))
-    deadline = time.monotonic() + settle
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-    after = rss_kib(proc.pid)
-    for _, writer in conns:
-        writer.close()
-    loop.run_until_complete(asyncio.sleep(0.2))
-    loop.close()
-    return (after - before) * 1024 / count
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--agent", default="build/release/agent/strait-agent")
@@ -189,7 +173,7 @@ def main():
         for name in ("strait", "haproxy"):
             idle_port = free_port()
             proc = getattr(peers, f"{name}_server")(idle_port, hold_port)
-            print(f"{name}: {idle_memory(proc, idle_port, args.idle, settle=3):.0f} bytes/connection")
+            print(f"{name}: {idle_memory(proc, idle_port, args.idle, settle=3, hold=hold_tls):.0f} bytes/connection")
     finally:
         peers.stop()
 
