@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/channel/mux.h"
 #include "agent/handler/forward_target.h"
+#include "agent/handler/handler_options.h"
+#include "agent/handler/relay_bind.h"
 #include "agent/observe/session_log.h"
 #include "agent/wire/message_io.h"
 #include "agent/protocol/proxy_error.h"
@@ -18,8 +21,6 @@
 namespace strait::agent {
 namespace {
 
-constexpr auto kDefaultReadTimeout = std::chrono::seconds(15);
-
 std::string status_response(uint8_t status) {
   // A response without features always encodes.
   return *relay_wire::encode_response(relay_wire::Response{.status = status});
@@ -32,9 +33,15 @@ uint8_t status_for(const error_code& error, bool forward_mode) {
   return forward_mode ? relay_wire::status::kHostUnreachable : relay_wire::status::kNetworkUnreachable;
 }
 
+struct RelayHandlerOptions {
+  std::chrono::nanoseconds read_timeout;
+  bool bind = false;  // GOST's `bind`: BIND is refused unless it is on
+  smux::Config mux;   // the session a TCP BIND runs (GOST's mux.* keys)
+};
+
 class RelayHandler final : public Handler {
  public:
-  explicit RelayHandler(std::chrono::nanoseconds read_timeout) : read_timeout_(read_timeout) {}
+  explicit RelayHandler(RelayHandlerOptions options) : options_(std::move(options)) {}
 
   asio::awaitable<void> handle(StreamPtr client, const HandlerContext& ctx) const override {
     std::string peer = client->remote_address();
@@ -42,12 +49,12 @@ class RelayHandler final : public Handler {
     Result<Parsed<relay_wire::Request>> request = asio::error::eof;
     {
       common::StreamDeadline deadline(*client);
-      deadline.arm(read_timeout_);
+      deadline.arm(options_.read_timeout);
       request = co_await read_message(*client, buffer, relay_wire::parse_request);
       deadline.disarm();
       if (deadline.expired()) {
         spdlog::info("{}: {}: relay: no complete request within {}", ctx.service, peer,
-                     common::format_duration(read_timeout_));
+                     common::format_duration(options_.read_timeout));
         co_return;
       }
     }
@@ -80,9 +87,7 @@ class RelayHandler final : public Handler {
         co_await serve_connect(std::move(client), fields, std::move(buffer), ctx);
         break;
       case relay_wire::command::kBind:
-        // GOST refuses BIND unless its handler sets bind=true; Strait has no BIND yet.
-        spdlog::warn("{}: {}: relay: refused BIND: not supported", ctx.service, peer);
-        co_await write_message(*client, status_response(relay_wire::status::kForbidden));
+        co_await serve_bind(std::move(client), fields, std::move(buffer), ctx);
         break;
       default:
         spdlog::warn("{}: {}: relay: refused command {:#04x}", ctx.service, peer, int{fields.cmd});
@@ -125,17 +130,41 @@ class RelayHandler final : public Handler {
     session.finish(co_await relay(*tunnel, **upstream, ctx.relay));
   }
 
-  std::chrono::nanoseconds read_timeout_;
+  asio::awaitable<void> serve_bind(StreamPtr client, const relay_wire::Request& request, std::string early,
+                                   const HandlerContext& ctx) const {
+    if (!options_.bind) {
+      spdlog::warn("{}: {}: relay: refused BIND: the handler's `bind` option is off", ctx.service,
+                   client->remote_address());
+      co_await write_message(*client, status_response(relay_wire::status::kForbidden));
+      co_return;
+    }
+    // No Addr feature is GOST's empty address: any interface, any port.
+    common::HostPort address = request.address.value_or(common::HostPort{"", 0});
+    if (request.udp()) {
+      co_await serve_relay_bind_udp(std::move(client), std::move(address), std::move(early), ctx);
+    } else {
+      co_await serve_relay_bind_tcp(std::move(client), std::move(address), std::move(early), options_.mux, ctx);
+    }
+  }
+
+  RelayHandlerOptions options_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Handler>> make_relay_handler(const config::v1::ServiceConfig& service) {
-  auto read_timeout = common::metadata_duration(service.handler().metadata(), "readTimeout");
+  const auto& metadata = service.handler().metadata();
+  RelayHandlerOptions options;
+  auto read_timeout = handler_read_timeout(metadata);
   if (!read_timeout.ok()) return read_timeout.status();
-  std::chrono::nanoseconds timeout = kDefaultReadTimeout;
-  if (*read_timeout && (*read_timeout)->count() > 0) timeout = **read_timeout;
-  return std::make_unique<RelayHandler>(timeout);
+  options.read_timeout = *read_timeout;
+  auto bind = handler_flag(metadata, "bind");
+  if (!bind.ok()) return bind.status();
+  options.bind = *bind;
+  auto mux = parse_mux_config(metadata);
+  if (!mux.ok()) return mux.status();
+  options.mux = *mux;
+  return std::make_unique<RelayHandler>(std::move(options));
 }
 
 }  // namespace strait::agent

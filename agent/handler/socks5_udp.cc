@@ -11,6 +11,7 @@
 
 #include "agent/net/buffers.h"
 #include "agent/wire/message_io.h"
+#include "agent/wire/udp_tun_frames.h"
 #include "common/strings.h"
 
 namespace strait::agent {
@@ -19,7 +20,6 @@ namespace {
 using namespace asio::experimental::awaitable_operators;
 using asio::ip::udp;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kReadChunk = 16 * 1024;
 
 std::span<const uint8_t> bytes_of(const std::string& text) {
   return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
@@ -210,24 +210,11 @@ namespace {
 
 asio::awaitable<void> tun_uplink(Stream& client, std::string& received, UdpAssociation& association,
                                  const std::string& log_prefix) {
-  for (;;) {
-    auto frame = socks5::parse_udp_tun_frame(bytes_of(received));
-    if (frame.state == ParseState::kInvalid) {
-      spdlog::warn("{}: bad frame, closing: {}", log_prefix, frame.reason);
-      break;
-    }
-    if (frame.state == ParseState::kComplete) {
-      co_await association.send(frame.value.address,
-                                bytes_of(received).subspan(frame.value.payload_offset, frame.value.payload_size));
-      received.erase(0, frame.size);
-      continue;
-    }
-    size_t held = received.size();
-    received.resize(held + kReadChunk);
-    auto [error, n] = co_await client.async_read_some(asio::buffer(received.data() + held, kReadChunk), kUseTuple);
-    received.resize(held + n);
-    if (error) break;
-  }
+  auto end = co_await read_udp_tun_frames(
+      client, received, [&](const common::HostPort& target, std::span<const uint8_t> payload) {
+        return association.send(target, payload);
+      });
+  if (!end.reason.empty()) spdlog::warn("{}: bad frame, closing: {}", log_prefix, end.reason);
   association.close();
 }
 
