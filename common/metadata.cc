@@ -29,7 +29,7 @@ const std::vector<MetadataKey> kKeys = {
     {"keepalive.count", Kind::kInteger, 1, 127, "unanswered probes before the connection is dropped"},
     // handlers
     {"readTimeout", Kind::kDuration, 0, 0, "how long a client may take to send its request"},
-    {"bind", Kind::kBool, 0, 0, "allow SOCKS BIND"},
+    {"bind", Kind::kBool, 0, 0, "allow BIND (SOCKS4/5; relay: GOST's remote forwarding)"},
     {"udp", Kind::kBool, 0, 0, "allow SOCKS5 UDP relay"},
     {"udpBufferSize", Kind::kInteger, 1, INT32_MAX, "largest UDP datagram read from a target (clamped to 512..65536)"},
     {"udp.bufferSize", Kind::kInteger, 1, INT32_MAX, "alias of udpBufferSize"},
@@ -48,6 +48,8 @@ const std::vector<MetadataKey> kKeys = {
     {"ws.path", Kind::kString, 0, 0, "alias of path"},
     {"host", Kind::kString, 0, 0, "ws/wss, h2/h2c, pht dialers: the Host (:authority) they send (default: the node address)"},
     {"ws.host", Kind::kString, 0, 0, "alias of host"},
+    {"header", Kind::kStringMap, 0, 0, "ws/wss, h2/h2c: HTTP headers added (dialer: request; ws listener: upgrade response)"},
+    {"ws.header", Kind::kStringMap, 0, 0, "alias of header"},
     {"ws.keepalive", Kind::kBool, 0, 0, "ws/wss dialer: send WebSocket pings"},
     {"ws.keepalive.interval", Kind::kDuration, 0, 0, "time between WebSocket pings (default 15s)"},
     {"notls", Kind::kBool, 0, 0, "socks5: do not offer (connector) or accept (handler) GOST's TLS methods 0x80/0x82"},
@@ -200,6 +202,18 @@ absl::Status validate_metadata(const Metadata& metadata, std::string_view where,
         break;
       case Kind::kString:
         if (value.has_struct_value() || value.has_list_value()) status = wrong_form(name, "a string", value);
+        break;
+      case Kind::kStringMap:
+        if (!value.has_struct_value()) {
+          status = wrong_form(name, "a map of names to strings", value);
+          break;
+        }
+        for (const auto& [entry, text] : value.struct_value().fields()) {
+          if (!text.has_string_value()) {
+            status = wrong_form(str_cat(name, ".", entry), "a string", text);
+            break;
+          }
+        }
         break;
     }
     if (!status.ok()) return absl::InvalidArgumentError(str_cat(where, ": ", status.message()));

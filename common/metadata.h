@@ -20,7 +20,8 @@ namespace strait::common {
 // error naming the key. Readers never throw.
 using Metadata = google::protobuf::Struct;
 
-enum class MetadataKind { kBool, kDuration, kInteger, kString };
+// kStringMap: a map of names to strings, such as the HTTP headers of `header`.
+enum class MetadataKind { kBool, kDuration, kInteger, kString, kStringMap };
 
 // A metadata key some Strait type reads: its form and, for numbers, its range. The table
 // of these (metadata.cc) is the one place ranges live: the readers below enforce them, and

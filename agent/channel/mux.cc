@@ -18,6 +18,7 @@
 #include "agent/channel/ws.h"
 #include "agent/net/worker_local.h"
 #include "common/metadata.h"
+#include "common/strings.h"
 
 namespace strait::agent {
 namespace {
@@ -305,7 +306,10 @@ absl::StatusOr<smux::Config> parse_mux_config(const google::protobuf::Struct& me
   auto streams = common::metadata_int(metadata, "mux.maxStreams");
   if (!streams.ok()) return streams.status();
   if (*streams) config.max_streams = static_cast<size_t>(**streams);
-  if (auto status = smux::validate(config); !status.ok()) return status;
+  // The keys' own ranges are checked where they are read; what is left relates two of them.
+  if (auto status = smux::validate(config); !status.ok()) {
+    return absl::InvalidArgumentError(common::str_cat("mux.keepaliveInterval/mux.keepaliveTimeout: ", status.message()));
+  }
   return config;
 }
 

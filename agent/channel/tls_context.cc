@@ -1,12 +1,14 @@
 #include "agent/channel/tls_context.h"
 
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include <mutex>
 
 #include "common/duration.h"
+#include "common/log_escape.h"
 #include "common/strings.h"
 
 namespace strait::agent {
@@ -37,6 +39,30 @@ absl::StatusOr<int> parse_version(const std::string& text, std::string_view key)
       common::str_cat("tls.options.", key, " \"", text, "\": expected VersionTLS12 or VersionTLS13"));
 }
 
+// GOST's cipherSuites are Go's names, which are the IANA names except for two ChaCha20 suites
+// Go names without their hash. As in Go, they govern TLS 1.2 only: TLS 1.3 suites are fixed.
+absl::StatusOr<std::string> tls12_cipher_list(const google::protobuf::RepeatedPtrField<std::string>& names) {
+  std::string list;
+  for (const std::string& name : names) {
+    // TLS 1.3 suites (no key exchange in the name): Go takes and ignores them.
+    if (name == "TLS_AES_128_GCM_SHA256" || name == "TLS_AES_256_GCM_SHA384" || name == "TLS_CHACHA20_POLY1305_SHA256") {
+      continue;
+    }
+    std::string standard = name;
+    if (name == "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" || name == "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305") {
+      standard += "_SHA256";
+    }
+    const char* openssl_name = OPENSSL_cipher_name(standard.c_str());
+    if (openssl_name == nullptr || std::string_view(openssl_name) == "(NONE)") {
+      return absl::InvalidArgumentError(
+          common::str_cat("tls.options.cipherSuites: unknown cipher suite \"", common::text_escaped(name), "\""));
+    }
+    if (!list.empty()) list += ':';
+    list += openssl_name;
+  }
+  return list;
+}
+
 absl::Status apply_options(SSL_CTX* ctx, const config::v1::TLSOptions& options) {
   int min = TLS1_2_VERSION;
   int max = TLS1_3_VERSION;
@@ -52,7 +78,11 @@ absl::Status apply_options(SSL_CTX* ctx, const config::v1::TLSOptions& options) 
   }
   if (min > max) return absl::InvalidArgumentError("tls.options: minVersion is above maxVersion");
   if (!options.cipher_suites().empty()) {
-    return absl::UnimplementedError("tls.options.cipherSuites is not supported yet; remove it");
+    auto list = tls12_cipher_list(options.cipher_suites());
+    if (!list.ok()) return list.status();
+    if (!list->empty() && SSL_CTX_set_cipher_list(ctx, list->c_str()) != 1) {
+      return absl::InvalidArgumentError(common::str_cat("tls.options.cipherSuites: ", openssl_error()));
+    }
   }
   // AES-128-GCM first, as Go's TLS (hence GOST) orders TLS 1.3 suites on hardware with AES
   // instructions: as strong for this use and a third cheaper per byte than AES-256.

@@ -43,6 +43,9 @@ void read_every_key(const common::Metadata& metadata) {
       case common::MetadataKind::kString:
         (void)common::metadata_string(metadata, key.name);
         break;
+      case common::MetadataKind::kStringMap:
+        (void)common::validate_metadata(metadata, "fuzz", nullptr);
+        break;
     }
   }
 }

@@ -85,5 +85,21 @@ TEST(ValidateMetadata, ChecksKnownKeysAndCollectsUnknownOnes) {
   EXPECT_NE(status.message().find("handler.metadata: metadata keepalive.count"), std::string::npos) << status.message();
 }
 
+// `header` is a map of names to strings (HTTP headers of ws and h2 dialers).
+TEST(ValidateMetadata, HeaderIsAMapOfStrings) {
+  google::protobuf::Value headers;
+  (*headers.mutable_struct_value()->mutable_fields())["User-Agent"] = text("strait");
+  std::vector<std::string> unknown;
+  EXPECT_TRUE(validate_metadata(with("header", headers), "dialer.metadata", &unknown).ok());
+  EXPECT_TRUE(unknown.empty());
+  auto scalar = validate_metadata(with("header", text("User-Agent: strait")), "dialer.metadata", nullptr);
+  EXPECT_FALSE(scalar.ok());
+  EXPECT_NE(scalar.message().find("metadata header: expected a map"), std::string::npos) << scalar.message();
+  (*headers.mutable_struct_value()->mutable_fields())["X-Count"] = number(3);
+  auto nested = validate_metadata(with("header", headers), "dialer.metadata", nullptr);
+  EXPECT_FALSE(nested.ok());
+  EXPECT_NE(nested.message().find("header.X-Count"), std::string::npos) << nested.message();
+}
+
 }  // namespace
 }  // namespace strait::common

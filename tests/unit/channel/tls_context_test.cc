@@ -1,0 +1,125 @@
+#include "agent/channel/tls_context.h"
+
+#include <gtest/gtest.h>
+
+#include "unit/channel/tls_test_support.h"
+
+namespace strait::agent {
+namespace {
+
+using namespace tls_test;
+using testing::run_for;
+
+config::v1::TLSConfig files(const Certificates& certificates, const std::string& name) {
+  config::v1::TLSConfig tls;
+  tls.set_cert_file(certificates.path(name + ".pem"));
+  tls.set_key_file(certificates.path(name + ".key"));
+  return tls;
+}
+
+// What each side gets from a handshake between contexts made of these configs.
+std::pair<error_code, error_code> handshake(const config::v1::TLSConfig& server, const config::v1::TLSConfig& client,
+                                            const config::v1::TLSConfig& defaults = {}) {
+  auto server_context = make_server_context(server, defaults);
+  auto client_context = make_client_context(client);
+  EXPECT_TRUE(server_context.ok()) << server_context.status();
+  EXPECT_TRUE(client_context.ok()) << client_context.status();
+  if (!server_context.ok() || !client_context.ok()) return {asio::error::invalid_argument, {}};
+  asio::io_context io;
+  auto pair = run_for(io, tls_pair(*server_context, *client_context));
+  return {pair.client_error, pair.server_error};
+}
+
+TEST(TlsContext, ServesItsCertificateFilesAndAVerifyingClientAcceptsThem) {
+  Certificates certificates;
+  certificates.issue("server");
+  config::v1::TLSConfig client;
+  client.set_ca_file(certificates.path("ca.pem"));
+  EXPECT_TRUE(verifies_server(client));
+  auto [client_error, server_error] = handshake(files(certificates, "server"), client);
+  EXPECT_FALSE(client_error) << client_error.message();
+  EXPECT_FALSE(server_error) << server_error.message();
+}
+
+TEST(TlsContext, TopLevelDefaultsServeWhenTheListenerHasNoCertificate) {
+  Certificates certificates;
+  certificates.issue("server");
+  config::v1::TLSConfig client;
+  client.set_ca_file(certificates.path("ca.pem"));
+  auto [client_error, server_error] = handshake(config::v1::TLSConfig{}, client, files(certificates, "server"));
+  EXPECT_FALSE(client_error) << client_error.message();
+}
+
+TEST(TlsContext, VerifyingClientRefusesAnotherNameOrAuthority) {
+  Certificates certificates;
+  certificates.issue("other", "other.example");
+  Certificates strangers;
+  strangers.issue("server");
+  config::v1::TLSConfig client;
+  client.set_ca_file(certificates.path("ca.pem"));
+  EXPECT_TRUE(handshake(files(certificates, "other"), client).first) << "a certificate for another name passed";
+  EXPECT_TRUE(handshake(files(strangers, "server"), client).first) << "another authority's certificate passed";
+  // Without `secure` or `caFile` the client takes any certificate, as GOST's does.
+  EXPECT_FALSE(verifies_server(config::v1::TLSConfig{}));
+  EXPECT_FALSE(handshake(files(strangers, "server"), config::v1::TLSConfig{}).first);
+}
+
+TEST(TlsContext, CaFileOnTheServerRequiresClientCertificates) {
+  Certificates certificates;
+  certificates.issue("server");
+  certificates.issue("client", "client");
+  auto server = files(certificates, "server");
+  server.set_ca_file(certificates.path("ca.pem"));
+  auto [anonymous_client, anonymous_server] = handshake(server, config::v1::TLSConfig{});
+  EXPECT_TRUE(anonymous_server) << "a client without a certificate passed mutual TLS";
+  auto [client_error, server_error] = handshake(server, files(certificates, "client"));
+  EXPECT_FALSE(server_error) << server_error.message();
+  EXPECT_FALSE(client_error) << client_error.message();
+}
+
+TEST(TlsContext, BadFilesAndVersionsAreErrorsNamingTheKey) {
+  Certificates certificates;
+  certificates.issue("server");
+  certificates.issue("other");
+  auto mismatched = files(certificates, "server");
+  mismatched.set_key_file(certificates.path("other.key"));
+  auto status = make_server_context(mismatched, {}).status();
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("keyFile"), std::string::npos) << status;
+  config::v1::TLSConfig missing_ca;
+  missing_ca.set_ca_file(certificates.path("absent.pem"));
+  status = make_client_context(missing_ca).status();
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("caFile"), std::string::npos) << status;
+  config::v1::TLSConfig old;
+  old.mutable_options()->set_max_version("VersionTLS11");
+  status = make_client_context(old).status();
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("maxVersion"), std::string::npos) << status;
+}
+
+// GOST configs name suites as Go does; over TLS 1.2 the one named is the one negotiated.
+TEST(TlsContext, CipherSuitesTakeGoNamesForTls12) {
+  config::v1::TLSConfig server;
+  server.mutable_options()->set_max_version("VersionTLS12");
+  server.mutable_options()->add_cipher_suites("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305");
+  server.mutable_options()->add_cipher_suites("TLS_AES_128_GCM_SHA256");
+  auto server_context = make_server_context(server, {});
+  ASSERT_TRUE(server_context.ok()) << server_context.status();
+  auto client_context = make_client_context({});
+  ASSERT_TRUE(client_context.ok()) << client_context.status();
+  asio::io_context io;
+  auto pair = run_for(io, tls_pair(*server_context, *client_context));
+  ASSERT_FALSE(pair.client_error) << pair.client_error.message();
+  EXPECT_STREQ(SSL_get_version(pair.client->ssl()), "TLSv1.2");
+  EXPECT_STREQ(SSL_CIPHER_get_name(SSL_get_current_cipher(pair.client->ssl())), "ECDHE-ECDSA-CHACHA20-POLY1305");
+
+  config::v1::TLSConfig unknown;
+  unknown.mutable_options()->add_cipher_suites("TLS_RSA_WITH_ROT13");
+  auto status = make_client_context(unknown).status();
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("TLS_RSA_WITH_ROT13"), std::string::npos) << status;
+}
+
+}  // namespace
+}  // namespace strait::agent

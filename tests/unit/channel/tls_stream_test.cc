@@ -1,0 +1,82 @@
+#include "agent/channel/tls_stream.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include "support/stream_io.h"
+#include "unit/channel/tls_test_support.h"
+
+namespace strait::agent {
+namespace {
+
+using namespace tls_test;
+using testing::kUseTuple;
+using testing::run_for;
+using testing::send_and_receive;
+
+SslContext server_context() {
+  auto context = make_server_context({}, {});
+  EXPECT_TRUE(context.ok()) << context.status();
+  return *context;
+}
+
+SslContext client_context() {
+  auto context = make_client_context({});
+  EXPECT_TRUE(context.ok()) << context.status();
+  return *context;
+}
+
+// A half close is close_notify then FIN: each side reads all of the other's data, then EOF,
+// while still writing its own (TLS 1.3 allows writing after the peer's close_notify).
+TEST(TlsStream, MovesOneMebibyteEachWayAcrossHalfCloses) {
+  asio::io_context io;
+  run_for(io, [&]() -> asio::awaitable<void> {
+    auto pair = co_await tls_pair(server_context(), client_context());
+    EXPECT_FALSE(pair.client_error || pair.server_error);
+    if (pair.client_error || pair.server_error) co_return;
+    const std::string up = testing::payload(1 << 20, 3);
+    const std::string down = testing::payload(1 << 20, 4);
+    auto [at_server, at_client] =
+        co_await (send_and_receive(*pair.server, down) && send_and_receive(*pair.client, up));
+    EXPECT_TRUE(at_server == up) << "the server read " << at_server.size() << " bytes";
+    EXPECT_TRUE(at_client == down) << "the client read " << at_client.size() << " bytes";
+  }());
+}
+
+TEST(TlsStream, PlainTextBelowFailsTheHandshake) {
+  asio::io_context io;
+  run_for(io, [&]() -> asio::awaitable<void> {
+    auto [client_socket, server_socket] = co_await testing::tcp_pair();
+    SSL* ssl = SSL_new(server_context().get());
+    SSL_set_accept_state(ssl);
+    TlsStream server(std::make_unique<TcpStream>(std::move(server_socket)), ssl);
+    co_await asio::async_write(client_socket, asio::buffer(std::string("GET / HTTP/1.1\r\n\r\n")), kUseTuple);
+    auto error = co_await server.handshake();
+    EXPECT_TRUE(error) << "plain text passed for a TLS handshake";
+  }());
+}
+
+TEST(TlsStream, CloseCompletesAPendingRead) {
+  asio::io_context io;
+  run_for(io, [&]() -> asio::awaitable<void> {
+    auto pair = co_await tls_pair(server_context(), client_context());
+    EXPECT_FALSE(pair.client_error || pair.server_error);
+    if (pair.client_error || pair.server_error) co_return;
+    auto read = [&]() -> asio::awaitable<error_code> {
+      char byte;
+      auto [error, n] = co_await pair.server->async_read_some(asio::buffer(&byte, 1), kUseTuple);
+      co_return error;
+    };
+    auto close = [&]() -> asio::awaitable<void> {
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+      pair.server->close();
+    };
+    auto error = co_await (read() && close());
+    EXPECT_TRUE(error) << "a read on a closed stream completed without an error";
+  }());
+}
+
+}  // namespace
+}  // namespace strait::agent
