@@ -24,6 +24,8 @@ namespace {
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 // The most plaintext one SSL_write takes: one TLS record.
 constexpr size_t kMaxRecordPlaintext = 16 * 1024;
+// The most plaintext one gathered write takes before its records go below.
+constexpr size_t kMaxGatheredPlaintext = 4 * kMaxRecordPlaintext;
 constexpr size_t kSpareOutputs = 64;
 constexpr size_t kMaxSpareCapacity = 64 * 1024;
 
@@ -42,17 +44,18 @@ error_code last_ssl_error() {
 // so that a close_notify still being written after the stream is gone touches live memory.
 // All of it lives on the stream's executor.
 struct TlsStream::Core {
-  Core(StreamPtr below_stream, SSL* ssl_object)
-      : below(std::move(below_stream)), ssl(ssl_object), flushed(below->get_executor()) {
-    flushed.expires_at(asio::steady_timer::time_point::max());
-  }
+  Core(StreamPtr below_stream, SSL* ssl_object) : below(std::move(below_stream)), ssl(ssl_object) {}
   ~Core() { SSL_free(ssl); }
 
   // Moves bytes OpenSSL wrote into `out` to the stream below; one write at a time, in order.
   asio::awaitable<error_code> flush() {
     while (!out.empty()) {
       if (flushing) {
-        co_await flushed.async_wait(kUseTuple);  // woken by cancel() when that write ends
+        // Made on first need only: a timer is a hundred bytes an idle connection would keep.
+        if (!flushed) {
+          flushed = std::make_unique<asio::steady_timer>(below->get_executor(), asio::steady_timer::time_point::max());
+        }
+        co_await flushed->async_wait(kUseTuple);  // woken by cancel() when that write ends
         continue;
       }
       flushing = true;
@@ -61,7 +64,7 @@ struct TlsStream::Core {
       auto [ec, n] = co_await asio::async_write(*below, asio::buffer(sending), kUseTuple);
       give_back_output(std::move(sending));
       flushing = false;
-      flushed.cancel();
+      if (flushed) flushed->cancel();
       if (ec) co_return ec;
     }
     co_return error_code{};
@@ -162,7 +165,7 @@ struct TlsStream::Core {
   bool last_fill_full = false;
   std::string out;  // bytes OpenSSL wrote, not yet given to the stream below
   bool flushing = false;
-  asio::steady_timer flushed;
+  std::unique_ptr<asio::steady_timer> flushed;  // wakes flushes waiting for the one in progress
 };
 
 namespace {
@@ -275,6 +278,34 @@ void TlsStream::do_write_some(asio::const_buffer buffer, common::IoHandler handl
     auto [ec, result] = co_await core->drive([&] { return SSL_write_ex(core->ssl, from.data(), size, &n); });
     co_return IoResult{ec, ec ? 0 : n};
   }(core_, buffer));
+}
+
+void TlsStream::write_some_gathered(std::span<const asio::const_buffer> buffers, common::IoHandler handler) {
+  Gathered gathered;
+  for (const auto& buffer : buffers) {
+    if (gathered.count == gathered.items.size()) break;
+    if (buffer.size() > 0) gathered.items[gathered.count++] = buffer;
+  }
+  run(core_, std::move(handler), [](std::shared_ptr<Core> core, Gathered from) -> asio::awaitable<IoResult> {
+    size_t total = 0;
+    auto [ec, result] = co_await core->drive([&] {
+      for (size_t i = 0; i < from.count; ++i) {
+        const char* data = static_cast<const char*>(from.items[i].data());
+        size_t left = from.items[i].size();
+        while (left > 0 && total < kMaxGatheredPlaintext) {
+          size_t n = 0;
+          int written = SSL_write_ex(core->ssl, data, std::min(left, kMaxRecordPlaintext), &n);
+          // What went is reported; an error shows again on the next write.
+          if (written <= 0) return total > 0 ? 1 : written;
+          data += n;
+          left -= n;
+          total += n;
+        }
+      }
+      return 1;
+    });
+    co_return IoResult{ec, ec ? 0 : total};
+  }(core_, gathered));
 }
 
 void TlsStream::do_wait_readable(common::WaitHandler handler) {

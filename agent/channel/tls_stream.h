@@ -1,6 +1,8 @@
 #pragma once
 
+#include <array>
 #include <memory>
+#include <span>
 
 #include <openssl/ssl.h>
 
@@ -21,6 +23,11 @@ class TlsStream final : public Stream {
   TlsStream(StreamPtr below, SSL* ssl);
   ~TlsStream() override;
 
+  // Writes some of `buffers` (the first four non-empty ones), in order: a record per buffer,
+  // but one write below for all of them, so that a WebSocket frame's header and payload
+  // cost one system call rather than two.
+  void write_some_gathered(std::span<const asio::const_buffer> buffers, common::IoHandler handler);
+
   // Runs the handshake (client or server, as the SSL is set up).
   asio::awaitable<error_code> handshake();
   SSL* ssl();
@@ -39,6 +46,11 @@ class TlsStream final : public Stream {
   void do_wait_readable(common::WaitHandler handler) override;
 
  private:
+  struct Gathered {
+    std::array<asio::const_buffer, 4> items;
+    size_t count = 0;
+  };
+
   std::shared_ptr<Core> core_;
 };
 

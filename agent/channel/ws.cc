@@ -1,25 +1,71 @@
+#include <array>
+
 #include <boost/beast/core/role.hpp>
 
+#include "agent/channel/tls_stream.h"
 #include "common/stream.h"
+
+namespace strait::agent::ws_below {
+
+// The stream under a WebSocket as Beast sees it. Reads go to the Stream. A write of several
+// buffers (a frame's header, then its payload) goes out in one system call where the stream
+// allows it: gathered into one sendmsg(2) on a plain socket, into one flush of TLS records
+// on a TLS stream. Through the Stream interface, which takes the first buffer only, each
+// frame cost two writes, two TLS records and two system calls.
+class Below {
+ public:
+  using executor_type = common::Stream::executor_type;
+
+  explicit Below(common::Stream& stream)
+      : stream_(&stream), socket_(stream.plain_tcp_socket()), tls_(dynamic_cast<TlsStream*>(&stream)) {}
+
+  executor_type get_executor() { return stream_->get_executor(); }
+  common::Stream& stream() { return *stream_; }
+
+  template <typename MutableBuffers, typename Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    return stream_->async_read_some(buffers, std::forward<Token>(token));
+  }
+
+  template <typename ConstBuffers, typename Token>
+  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(error_code, std::size_t)>(
+        [this](auto handler, const ConstBuffers& some) {
+          if (socket_ != nullptr) return socket_->async_write_some(some, std::move(handler));
+          if (tls_ == nullptr) return stream_->async_write_some(some, std::move(handler));
+          std::array<asio::const_buffer, 4> first;
+          size_t count = 0;
+          for (auto it = asio::buffer_sequence_begin(some); it != asio::buffer_sequence_end(some) && count < first.size();
+               ++it) {
+            if (asio::buffer_size(*it) > 0) first[count++] = *it;
+          }
+          tls_->write_some_gathered(std::span<const asio::const_buffer>(first.data(), count), std::move(handler));
+        },
+        token, buffers);
+  }
+
+ private:
+  common::Stream* stream_;
+  asio::ip::tcp::socket* socket_;  // set when the stream is a plain socket
+  TlsStream* tls_;                 // set when the stream is TLS
+};
 
 // Beast closes a WebSocket's next layer through these, found by argument-dependent lookup;
 // teardown is a half close for a Strait stream (its owner closes it for good).
-namespace strait::common {
+inline void beast_close_socket(Below& below) { below.stream().close(); }
 
-inline void beast_close_socket(Stream& stream) { stream.close(); }
-
-inline void teardown(boost::beast::role_type, Stream& stream, error_code& ec) {
-  stream.shutdown_send();
+inline void teardown(boost::beast::role_type, Below& below, error_code& ec) {
+  below.stream().shutdown_send();
   ec = {};
 }
 
 template <typename Handler>
-void async_teardown(boost::beast::role_type, Stream& stream, Handler&& handler) {
-  stream.shutdown_send();
-  asio::post(stream.get_executor(), [handler = std::forward<Handler>(handler)]() mutable { handler(error_code{}); });
+void async_teardown(boost::beast::role_type, Below& below, Handler&& handler) {
+  below.stream().shutdown_send();
+  asio::post(below.get_executor(), [handler = std::forward<Handler>(handler)]() mutable { handler(error_code{}); });
 }
 
-}  // namespace strait::common
+}  // namespace strait::agent::ws_below
 
 #include "agent/channel/ws.h"
 
@@ -66,7 +112,7 @@ struct WsCore {
     ws.write_buffer_bytes(kWriteBufferBytes);
   }
   StreamPtr below;
-  websocket::stream<common::Stream&> ws;
+  websocket::stream<ws_below::Below> ws;
 };
 
 class WsStream final : public Stream {

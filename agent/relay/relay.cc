@@ -228,11 +228,15 @@ class CopyRelay {
     uint64_t& counter;
     const bool datagram;
     StreamBuffers::Buffer held;  // both caches hand out the same buffer type
+    bool last_read_full = false;  // the last read filled the buffer
     bool finished = false;
   };
 
-  // Reads at once when a plain socket already has bytes, else waits for some first.
+  // Reads at once after a read that filled the buffer (more is probably there: this spares a
+  // readiness wait or an FIONREAD per buffer of a busy direction) or when a plain socket
+  // already has bytes; else waits for some first, holding no buffer.
   void next(Direction& d) {
+    if (d.last_read_full) return read(d);
     error_code ignored;
     if (auto* socket = d.from.plain_tcp_socket(); socket != nullptr && socket->available(ignored) > 0) {
       return read(d);
@@ -246,7 +250,8 @@ class CopyRelay {
   void read(Direction& d) {
     size_t size = d.datagram ? DatagramBuffers::kBufferSize : StreamBuffers::kBufferSize;
     d.held = d.datagram ? DatagramBuffers::this_thread().take() : StreamBuffers::this_thread().take();
-    d.from.async_read_some(asio::buffer(d.held.get(), size), [this, &d](const error_code& ec, size_t n) {
+    d.from.async_read_some(asio::buffer(d.held.get(), size), [this, &d, size](const error_code& ec, size_t n) {
+      d.last_read_full = !ec && n == size;
       if (ec) {
         release(d);
         if (!is_clean_end(ec)) return fail(d, ec);
