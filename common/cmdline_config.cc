@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/gost_url.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "common/strings.h"
 
@@ -71,10 +72,15 @@ std::string take_key(Query& query, std::initializer_list<std::string_view> names
   return value;
 }
 
-TlsKeys take_tls_keys(Query& query) {
+TlsKeys take_tls_keys(Query& query, std::string_view scheme) {
   TlsKeys tls;
   tls.cert = take_key(query, {"tls.certFile", "certFile", "cert"});
-  tls.key = take_key(query, {"tls.keyFile", "keyFile", "key"});
+  // Shadowsocks reads `key` as its raw cipher key: without a certificate it is that.
+  if (scheme.starts_with("ss") && tls.cert.empty()) {
+    tls.key = take_key(query, {"tls.keyFile", "keyFile"});
+  } else {
+    tls.key = take_key(query, {"tls.keyFile", "keyFile", "key"});
+  }
   tls.ca = take_key(query, {"tls.caFile", "caFile", "ca"});
   return tls;
 }
@@ -124,9 +130,23 @@ std::optional<config::v1::SelectorConfig> take_selector(Query& query,
   return selector;
 }
 
+// SIP002: the userinfo of an ss/ssu URL without ":password" may be the base64 (URL-safe
+// unpadded, else standard) of "method:password", as GOST's decodeSIP002Auth reads it; when it
+// does not decode to that, it stays a plain username.
+void decode_sip002_userinfo(GostUrl& url) {
+  if (!url.scheme.starts_with("ss") || !url.username || url.password) return;
+  std::string decoded;
+  if (!absl::WebSafeBase64Unescape(*url.username, &decoded) && !absl::Base64Unescape(*url.username, &decoded)) return;
+  auto colon = decoded.find(':');
+  if (colon == std::string::npos) return;
+  url.password = decoded.substr(colon + 1);
+  url.username = decoded.substr(0, colon);
+}
+
 absl::Status add_service(Config& config, std::string_view arg, const KnownTypes& known, int& service_index) {
   auto url = parse_gost_url(arg);
   if (!url.ok()) return url.status();
+  decode_sip002_userinfo(*url);
   std::string handler = url->first;
   std::string listener = url->second;
   bool handler_known = contains(known.handlers, handler);
@@ -159,7 +179,7 @@ absl::Status add_service(Config& config, std::string_view arg, const KnownTypes&
   }
 
   auto query = url->query;
-  TlsKeys tls = take_tls_keys(query);
+  TlsKeys tls = take_tls_keys(query, url->scheme);
   absl::Status selector_error;
   auto selector = take_selector(query, selector_error);
   if (!selector_error.ok()) return selector_error;
@@ -230,6 +250,7 @@ absl::Status add_service(Config& config, std::string_view arg, const KnownTypes&
 absl::Status add_hop(config::v1::ChainConfig& chain, std::string_view arg, const KnownTypes& known) {
   auto url = parse_gost_url(arg);
   if (!url.ok()) return url.status();
+  decode_sip002_userinfo(*url);
   std::string connector = url->first;
   std::string dialer = url->second;
   bool connector_known = contains(known.connectors, connector);
@@ -244,7 +265,7 @@ absl::Status add_hop(config::v1::ChainConfig& chain, std::string_view arg, const
   if (!dialer_known) dialer = connector == "ssu" ? "udp" : "tcp";
 
   auto query = url->query;
-  TlsKeys tls = take_tls_keys(query);
+  TlsKeys tls = take_tls_keys(query, url->scheme);
   std::string secure = take_key(query, {"tls.secure", "secure"});
   std::string server_name = take_key(query, {"tls.serverName", "serverName"});
   absl::Status selector_error;

@@ -35,6 +35,9 @@ const std::vector<MetadataKey> kKeys = {
     {"udp.bufferSize", Kind::kInteger, 1, INT32_MAX, "alias of udpBufferSize"},
     {"udp.ttl", Kind::kDuration, 0, 0, "SOCKS5 UDP: a target flow idle this long is closed"},
     {"udp.maxAssociations", Kind::kInteger, 0, 1'000'000, "SOCKS5 UDP associations open at once per service"},
+    {"key", Kind::kString, 0, 0, "ss/ssu: the raw cipher key instead of one derived from the password"},
+    {"udpConnTTL", Kind::kDuration, 0, 0, "ssu handler: a target flow (and the session) idle this long is closed"},
+    {"udp.connTTL", Kind::kDuration, 0, 0, "alias of udpConnTTL"},
     {"authBasicRealm", Kind::kString, 0, 0, "realm of the HTTP proxy's 407 answer"},
     // connectors and dialers
     {"timeout", Kind::kDuration, 0, 0, "hop handshake deadline"},
@@ -53,7 +56,7 @@ const std::vector<MetadataKey> kKeys = {
     {"ws.keepalive", Kind::kBool, 0, 0, "ws/wss dialer: send WebSocket pings"},
     {"ws.keepalive.interval", Kind::kDuration, 0, 0, "time between WebSocket pings (default 15s)"},
     {"notls", Kind::kBool, 0, 0, "socks5: do not offer (connector) or accept (handler) GOST's TLS methods 0x80/0x82"},
-    {"nodelay", Kind::kBool, 0, 0, "relay: send the request/reply at once instead of with the first data"},
+    {"nodelay", Kind::kBool, 0, 0, "relay, ss: send the request/header at once instead of with the first data"},
     {"mux.version", Kind::kInteger, 1, 2, "smux protocol version"},
     {"mux.keepaliveInterval", Kind::kDuration, 0, 0, "smux: time between keepalive frames"},
     {"mux.keepaliveTimeout", Kind::kDuration, 0, 0, "smux: a session silent this long is closed"},

@@ -400,9 +400,10 @@ class UdpStream final : public Stream {
 
 class UdpDialer final : public Dialer {
  public:
-  asio::awaitable<Result<StreamPtr>> dial(asio::any_io_executor executor, const std::string& address, Network network,
-                                          const DialOptions& options) override {
-    if (network != Network::kUdp) co_return asio::error::operation_not_supported;
+  // Always datagrams, whatever `network`: a udp node (an ssu hop) is dialed as a chain's first
+  // hop, which the router dials with Network::kTcp whatever the target's network.
+  asio::awaitable<Result<StreamPtr>> dial(asio::any_io_executor executor, const std::string& address,
+                                          Network /*network*/, const DialOptions& options) override {
     auto target = common::parse_host_port(address);
     if (!target.ok()) co_return asio::error::invalid_argument;
     auto addresses = co_await Resolver::shared().resolve(target->host, AddressFamily::kAny,

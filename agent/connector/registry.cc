@@ -6,6 +6,8 @@
 #include "agent/connector/relay.h"
 #include "agent/connector/socks4.h"
 #include "agent/connector/socks5.h"
+#include "agent/connector/ss.h"
+#include "agent/connector/ssu.h"
 #include "common/strings.h"
 
 namespace strait::agent {
@@ -25,6 +27,8 @@ constexpr ConnectorEntry kConnectors[] = {
     {"socks4a", make_socks4_connector},
     {"socks5", make_socks5_connector},
     {"socks", make_socks5_connector},  // GOST alias
+    {"ss", make_ss_connector},
+    {"ssu", make_ssu_connector},
 };
 
 }  // namespace

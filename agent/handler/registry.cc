@@ -7,6 +7,8 @@
 #include "agent/handler/relay.h"
 #include "agent/handler/socks4.h"
 #include "agent/handler/socks5.h"
+#include "agent/handler/ss.h"
+#include "agent/handler/ssu.h"
 #include "common/strings.h"
 
 namespace strait::agent {
@@ -37,6 +39,8 @@ constexpr HandlerEntry kHandlers[] = {
     {"socks", make_socks5_handler},  // GOST alias
     {"socks4", service_only<make_socks4_handler>},
     {"socks4a", service_only<make_socks4_handler>},
+    {"ss", service_only<make_ss_handler>},
+    {"ssu", service_only<make_ssu_handler>},
     {"tcp", service_only<make_tcp_forward_handler>},
     {"forward", service_only<make_tcp_forward_handler>},
     {"udp", service_only<make_udp_forward_handler>},

@@ -153,5 +153,29 @@ TEST(CmdlineConfig, MergeKeepsFileObjectsFirst) {
   EXPECT_EQ(file.log().level(), "debug");
 }
 
+KnownTypes known_with_ss() {
+  return {{"ss", "ssu", "http", "udp"}, {"tcp", "udp"}, {"ss", "ssu", "http"}, {"tcp", "udp"}};
+}
+
+TEST(CmdlineConfig, SsUserinfoIsMethodAndPasswordOrSip002Base64) {
+  auto config = build_config_from_cmdline(
+      {"ss://aes-128-gcm:pass@:8388", "ssu://YWVzLTEyOC1nY206czNjcmV0Lyt4@:8389", "ss://plainuser@:8390?key=0123456789abcdef"},
+      {"ss://Y2hhY2hhMjAtaWV0Zi1wb2x5MTMwNTpwdw==@127.0.0.1:8388"}, known_with_ss());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->services(0).handler().auth().username(), "aes-128-gcm");
+  EXPECT_EQ(config->services(0).handler().auth().password(), "pass");
+  EXPECT_EQ(config->services(1).handler().type(), "ssu");
+  EXPECT_EQ(config->services(1).listener().type(), "udp");
+  EXPECT_EQ(config->services(1).handler().auth().username(), "aes-128-gcm");
+  EXPECT_EQ(config->services(1).handler().auth().password(), "s3cret/+x");
+  // Not base64 of "method:password": a plain username; `key` stays the cipher key.
+  EXPECT_EQ(config->services(2).handler().auth().username(), "plainuser");
+  EXPECT_EQ(config->services(2).handler().metadata().fields().at("key").string_value(), "0123456789abcdef");
+  EXPECT_FALSE(config->services(2).listener().has_tls());
+  const auto& node = config->chains(0).hops(0).nodes(0);
+  EXPECT_EQ(node.connector().auth().username(), "chacha20-ietf-poly1305");
+  EXPECT_EQ(node.connector().auth().password(), "pw");
+}
+
 }  // namespace
 }  // namespace strait::common
