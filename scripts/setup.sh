@@ -14,7 +14,7 @@ build_packages=(
 )
 # Real peers used by the integration tests and benchmarks.
 peer_packages=(curl socat tinyproxy haproxy iperf3 microsocks dante-server proxychains4 v2ray python3 procps iproute2
-  stunnel4 python3-websockets nghttp2-client)
+  stunnel4 python3-websockets nghttp2-client shadowsocks-libev)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
