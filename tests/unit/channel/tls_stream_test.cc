@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <vector>
+
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
@@ -42,6 +45,44 @@ TEST(TlsStream, MovesOneMebibyteEachWayAcrossHalfCloses) {
         co_await (send_and_receive(*pair.server, down) && send_and_receive(*pair.client, up));
     EXPECT_TRUE(at_server == up) << "the server read " << at_server.size() << " bytes";
     EXPECT_TRUE(at_client == down) << "the client read " << at_client.size() << " bytes";
+  }());
+}
+
+// A gathered write (a WebSocket frame's header and payload) arrives whole and in order.
+TEST(TlsStream, GatheredWriteArrivesInOrder) {
+  asio::io_context io;
+  run_for(io, [&]() -> asio::awaitable<void> {
+    auto pair = co_await tls_pair(server_context(), client_context());
+    EXPECT_FALSE(pair.client_error || pair.server_error);
+    if (pair.client_error || pair.server_error) co_return;
+    const std::string header = "head";
+    const std::string empty;
+    const std::string payload = testing::payload(40000, 8);
+    std::array<asio::const_buffer, 3> buffers{asio::buffer(header), asio::buffer(empty), asio::buffer(payload)};
+    std::string expected = header + payload;
+    size_t written = 0;
+    while (written < expected.size()) {
+      // What is left of the three buffers after `written` bytes.
+      std::vector<asio::const_buffer> rest;
+      size_t skip = written;
+      for (const auto& buffer : buffers) {
+        if (skip >= buffer.size()) {
+          skip -= buffer.size();
+          continue;
+        }
+        rest.push_back(asio::buffer(static_cast<const char*>(buffer.data()) + skip, buffer.size() - skip));
+        skip = 0;
+      }
+      auto [error, n] = co_await asio::async_initiate<decltype(kUseTuple), void(error_code, size_t)>(
+          [&](auto handler) { pair.client->write_some_gathered(rest, std::move(handler)); }, kUseTuple);
+      EXPECT_FALSE(error) << error.message();
+      if (error || n == 0) co_return;
+      written += n;
+    }
+    std::string received(expected.size(), '\0');
+    auto [read_error, n] = co_await asio::async_read(*pair.server, asio::buffer(received), kUseTuple);
+    EXPECT_FALSE(read_error) << read_error.message();
+    EXPECT_TRUE(received == expected);
   }());
 }
 
