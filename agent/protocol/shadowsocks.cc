@@ -186,7 +186,7 @@ size_t StreamDecryptor::next_unit_size() const {
   return payload_size_ == 0 ? kSealedLengthSize : payload_size_ + kTagSize;
 }
 
-Decoded StreamDecryptor::decode(Bytes in, std::string& out) {
+Decoded StreamDecryptor::decode(Bytes in, std::span<uint8_t> out) {
   Decoded result;
   if (failed_) return fail(result, failed_, "shadowsocks: the stream failed before");
   if (!aead_) {
@@ -209,15 +209,31 @@ Decoded StreamDecryptor::decode(Bytes in, std::string& out) {
       result.consumed += kSealedLengthSize;
       continue;
     }
-    if (rest.size() < payload_size_ + kTagSize) return result;
-    size_t start = out.size();
-    out.resize(start + payload_size_);
-    if (!aead_->open(rest.first(payload_size_ + kTagSize), reinterpret_cast<uint8_t*>(out.data() + start))) {
-      out.resize(start);
+    if (rest.size() < payload_size_ + kTagSize || out.size() - result.produced < payload_size_) return result;
+    if (!aead_->open(rest.first(payload_size_ + kTagSize), out.data() + result.produced)) {
       return fail(result, failed_, "shadowsocks: a chunk failed authentication");
     }
     result.consumed += payload_size_ + kTagSize;
+    result.produced += payload_size_;
     payload_size_ = 0;
+  }
+}
+
+Decoded StreamDecryptor::decode(Bytes in, std::string& out) {
+  Decoded total;
+  for (;;) {
+    size_t start = out.size();
+    out.resize(start + kMaxPayload);
+    auto step = decode(in.subspan(total.consumed), std::span(reinterpret_cast<uint8_t*>(out.data() + start), kMaxPayload));
+    out.resize(start + step.produced);
+    total.consumed += step.consumed;
+    total.produced += step.produced;
+    if (step.invalid) {
+      total.invalid = true;
+      total.reason = step.reason;
+      return total;
+    }
+    if (step.consumed == 0) return total;
   }
 }
 

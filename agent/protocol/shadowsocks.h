@@ -93,6 +93,7 @@ class StreamEncryptor {
 
 struct Decoded {
   size_t consumed = 0;  // bytes of input used (whole salt, length and payload units)
+  size_t produced = 0;  // plaintext bytes written (the span form)
   bool invalid = false;  // a tag did not match or a length was out of range: the stream is dead
   std::string_view reason;
 };
@@ -105,6 +106,9 @@ class StreamDecryptor {
 
   // Appends the plaintext of every whole chunk at the front of `in` to `out`.
   Decoded decode(Bytes in, std::string& out);
+  // The same into `out`, chunk by chunk while the next payload fits in what is left of it
+  // (so a reader decrypts straight into its own buffer); `produced` says how much.
+  Decoded decode(Bytes in, std::span<uint8_t> out);
   // Input bytes the next unit needs (salt, sealed length or sealed payload): a reader that
   // has fewer buffered should read at least the difference.
   size_t next_unit_size() const;

@@ -60,7 +60,10 @@ class SsStream final : public Stream {
     common::complete_with(get_executor(), write(state_, buffer), std::move(handler));
   }
   void do_wait_readable(common::WaitHandler handler) override {
-    if (state_->plain.size() > state_->plain_offset) {
+    // Bytes already taken off the socket (a whole unit of the next chunk) make it readable
+    // as much as the socket would.
+    if (state_->plain.size() > state_->plain_offset ||
+        (!state_->received.empty() && state_->received.size() >= state_->decryptor.next_unit_size())) {
       asio::post(get_executor(), [handler = std::move(handler)]() mutable { std::move(handler)(error_code{}); });
       return;
     }
@@ -107,9 +110,20 @@ class SsStream final : public Stream {
         }
         co_return IoResult{error_code{}, n};
       }
-      auto decoded = state->decryptor.decode(bytes_of(state->received), state->plain);
-      state->received.erase(0, decoded.consumed);
+      // Straight into the reader's buffer while chunks fit in it; a chunk larger than what
+      // the reader asked for goes through `plain`.
+      auto target = std::span(static_cast<uint8_t*>(out.data()), out.size());
+      auto decoded = state->decryptor.decode(bytes_of(state->received), target);
+      size_t consumed = decoded.consumed;
+      if (!decoded.invalid && decoded.produced == 0 &&
+          state->received.size() - consumed >= state->decryptor.next_unit_size()) {
+        auto larger = state->decryptor.decode(bytes_of(state->received).subspan(consumed), state->plain);
+        consumed += larger.consumed;
+        decoded.invalid = larger.invalid;
+      }
+      state->received.erase(0, consumed);
       if (decoded.invalid) co_return IoResult{ProxyError::kBadResponse, 0};
+      if (decoded.produced > 0) co_return IoResult{error_code{}, decoded.produced};
       if (!state->plain.empty()) continue;
       // Room for the rest of the next unit, and for a good read beyond it.
       size_t held = state->received.size();

@@ -102,6 +102,30 @@ TEST_F(SsTest, ConnectorAndHandlerCarryBytesForEveryMethod) {
   }
 }
 
+TEST_F(SsTest, ReadsIntoBuffersSmallerThanAChunk) {
+  auto handler = ss_handler("aes-128-gcm", "secret");
+  testing::ServedHandler served(io, *handler, *context);
+  asio::co_spawn(io, served.serve(), asio::detached);
+  auto connector = ss_connector("aes-128-gcm", "secret");
+  std::string blob = testing::payload(40000, 3);
+  run_for(io, [&]() -> asio::awaitable<void> {
+    auto stream = co_await open_through(*connector, served.port(), testing::address_of(echo_acceptor));
+    EXPECT_TRUE(stream);
+    if (!stream) co_return;
+    co_await asio::async_write(**stream, asio::buffer(blob), kUseTuple);
+    std::string back;
+    char small[1000];
+    while (back.size() < blob.size()) {
+      auto [error, n] = co_await (*stream)->async_read_some(asio::buffer(small), kUseTuple);
+      if (error) break;
+      back.append(small, n);
+    }
+    EXPECT_EQ(back.size(), blob.size());
+    if (back.size() != blob.size()) co_return;
+    EXPECT_TRUE(back == blob) << "first difference at " << std::mismatch(back.begin(), back.end(), blob.begin()).first - back.begin();
+  }());
+}
+
 TEST_F(SsTest, ConnectorSendsTheHeaderAloneWhenTheTargetSpeaksFirst) {
   auto handler = ss_handler("aes-128-gcm", "secret");
   testing::ServedHandler served(io, *handler, *context);
