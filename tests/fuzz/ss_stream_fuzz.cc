@@ -9,6 +9,7 @@
 #include <string>
 
 #include "agent/protocol/shadowsocks.h"
+#include "tests/fuzz/ss_fuzz_key.h"
 
 namespace ss_wire = strait::agent::ss_wire;
 
@@ -52,10 +53,7 @@ std::pair<std::string, bool> decode_in_pieces(const ss_wire::Method& method, con
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  const ss_wire::Method methods[] = {*ss_wire::find_method("aes-128-gcm"), *ss_wire::find_method("aes-256-gcm"),
-                                     *ss_wire::find_method("chacha20-ietf-poly1305")};
-  const auto& method = methods[data[0] % 3];
-  std::string key = ss_wire::password_to_key("foobar", method.key_size);
+  auto [method, key] = strait::fuzz::ss_key_for(data[0]);
   std::span<const uint8_t> input(data + 1, size - 1);
   size_t cut_count = std::min<size_t>(input.size(), 8);
   auto cuts = input.first(cut_count);
