@@ -3,6 +3,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -88,3 +89,10 @@ class ProcessGroup:
             except subprocess.TimeoutExpired:
                 proc.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def require_tools(*tools):
+    """Exits with a hint when a peer program the bench runs is not installed."""
+    for tool in tools:
+        if not shutil.which(tool):
+            sys.exit(f"bench needs {tool} (bash scripts/setup.sh installs it)")

@@ -13,11 +13,9 @@ Usage: python3 bench/ss_throughput.py [--agent build/release/agent/strait-agent]
 """
 import argparse
 import os
-import shutil
 import statistics
-import sys
 
-from benchlib import ProcessGroup, free_port
+from benchlib import ProcessGroup, free_port, require_tools
 from ws_tunnel import iperf_when_free
 
 PASSWORD = "bench-password"
@@ -47,9 +45,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    for tool in ("iperf3", "ss-server", "ss-tunnel"):
-        if not shutil.which(tool):
-            sys.exit(f"bench needs {tool} (bash scripts/setup.sh installs it)")
+    require_tools("iperf3", "ss-server", "ss-tunnel")
     peers = Peers(os.path.abspath(args.agent))
     try:
         target = free_port()

@@ -15,13 +15,12 @@ import asyncio
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
 import time
 
-from benchlib import ProcessGroup, free_port, rss_kib, wait_port
+from benchlib import ProcessGroup, free_port, rss_kib, wait_port, require_tools
 
 
 class Peers(ProcessGroup):
@@ -96,9 +95,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle", type=int, default=5000)
     args = parser.parse_args()
-    for tool in ("iperf3", "socat", "haproxy"):
-        if not shutil.which(tool):
-            sys.exit(f"bench needs {tool} (bash scripts/setup.sh installs it)")
+    require_tools("iperf3", "socat", "haproxy")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 

@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import sys
 
-from benchlib import ProcessGroup, free_port, wait_port
+from benchlib import ProcessGroup, free_port, wait_port, require_tools
 from tcp_forward import HOLDER, idle_memory, iperf
 
 
@@ -115,9 +115,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle", type=int, default=2000)
     args = parser.parse_args()
-    for tool in ("iperf3", "haproxy", "openssl"):
-        if not shutil.which(tool):
-            sys.exit(f"bench needs {tool} (bash scripts/setup.sh installs it)")
+    require_tools("iperf3", "haproxy", "openssl")
     if not (shutil.which("stunnel4") or shutil.which("stunnel")):
         sys.exit("bench needs stunnel (bash scripts/setup.sh installs it)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -14,14 +14,12 @@ Usage: python3 bench/ws_tunnel.py [--agent build/release/agent/strait-agent] [--
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 
-from benchlib import ProcessGroup, free_port, wait_port
+from benchlib import ProcessGroup, free_port, wait_port, require_tools
 from tcp_forward import iperf
 
 
@@ -84,9 +82,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    for tool in ("iperf3", "v2ray", "openssl"):
-        if not shutil.which(tool):
-            sys.exit(f"bench needs {tool} (bash scripts/setup.sh installs it)")
+    require_tools("iperf3", "v2ray", "openssl")
     peers = Peers(os.path.abspath(args.agent))
     target = free_port()
     iperf_server = subprocess.Popen(["iperf3", "-s", "-p", str(target)], stdout=subprocess.DEVNULL,
