@@ -8,13 +8,13 @@ build_packages=(
   libboost1.81-dev libboost-url1.81-dev
   libssl-dev libabsl-dev libyaml-cpp-dev libyaml-dev libspdlog-dev libfmt-dev libcli11-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
-  libnghttp2-dev libsqlite3-dev libjemalloc-dev
+  libnghttp2-dev libsqlite3-dev libjemalloc-dev libsodium-dev libsnappy-dev libisal-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
 )
 # Real peers used by the integration tests and benchmarks.
 peer_packages=(curl socat tinyproxy haproxy iperf3 microsocks dante-server proxychains4 v2ray python3 procps iproute2
-  stunnel4 python3-websockets nghttp2-client shadowsocks-libev)
+  stunnel4 python3-websockets nghttp2-client shadowsocks-libev kcptun)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
