@@ -66,6 +66,15 @@ class Stream {
   virtual asio::ip::tcp::socket* plain_tcp_socket() { return nullptr; }
   virtual bool is_datagram() const { return false; }
 
+  // Something that lives exactly as long as this stream, whoever comes to own it: a
+  // service's record of an open connection goes with the client stream into a relay that
+  // outlives the handler's coroutine.
+  class Attachment {
+   public:
+    virtual ~Attachment() = default;
+  };
+  void attach(std::unique_ptr<Attachment> attachment) { attachment_ = std::move(attachment); }
+
  protected:
   virtual void do_read_some(asio::mutable_buffer buffer, IoHandler handler) = 0;
   virtual void do_write_some(asio::const_buffer buffer, IoHandler handler) = 0;
@@ -83,6 +92,8 @@ class Stream {
     }
     return *asio::buffer_sequence_begin(buffers);
   }
+
+  std::unique_ptr<Attachment> attachment_;
 };
 
 using StreamPtr = std::unique_ptr<Stream>;

@@ -21,7 +21,7 @@ class ForwardHandler final : public Handler {
       session.finish(upstream.error());
       co_return;
     }
-    session.finish(co_await relay(*client, **upstream, ctx.relay));
+    relay_then_log(std::move(client), std::move(*upstream), ctx.relay, std::move(session));
   }
 
  private:

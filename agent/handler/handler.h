@@ -29,7 +29,8 @@ struct HandlerContext {
 class Handler {
  public:
   virtual ~Handler() = default;
-  // Serves one accepted client stream until it ends. Never throws for I/O or peer errors.
+  // Serves one accepted client stream until it ends, or until it has handed the stream to a
+  // relay that serves it on (start_relay). Never throws for I/O or peer errors.
   virtual asio::awaitable<void> handle(StreamPtr client, const HandlerContext& ctx) const = 0;
 };
 

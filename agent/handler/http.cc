@@ -340,7 +340,7 @@ class HttpHandler final : public Handler {
         co_return;
       }
     }
-    session.finish(co_await relay(*client, **upstream, ctx.relay));
+    relay_then_log(std::move(client), std::move(*upstream), ctx.relay, std::move(session));
   }
 
   HttpOptions options_;

@@ -127,7 +127,7 @@ class RelayHandler final : public Handler {
     // first data) are read first.
     StreamPtr tunnel = common::with_prefix(std::move(client), std::move(early));
     if (network == Network::kUdp) tunnel = make_relay_datagram_stream(std::move(tunnel));
-    session.finish(co_await relay(*tunnel, **upstream, ctx.relay));
+    relay_then_log(std::move(tunnel), std::move(*upstream), ctx.relay, std::move(session));
   }
 
   asio::awaitable<void> serve_bind(StreamPtr client, const relay_wire::Request& request, std::string early,

@@ -81,7 +81,7 @@ asio::awaitable<void> serve_connect(StreamPtr client, const common::HostPort& ta
     session.finish(error);
     co_return;
   }
-  session.finish(co_await relay(*client, **upstream, ctx.relay));
+  relay_then_log(std::move(client), std::move(*upstream), ctx.relay, std::move(session));
 }
 
 asio::awaitable<void> serve_bind(StreamPtr client, std::string early, const common::HostPort& expected_peer,

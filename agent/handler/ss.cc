@@ -77,7 +77,7 @@ class SsHandler final : public Handler {
       co_return;
     }
     StreamPtr tunnel = make_ss_stream(std::move(client), std::move(parts));
-    session.finish(co_await relay(*tunnel, **upstream, ctx.relay));
+    relay_then_log(std::move(tunnel), std::move(*upstream), ctx.relay, std::move(session));
   }
 
  private:

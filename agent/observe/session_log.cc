@@ -34,4 +34,9 @@ void SessionLog::finish(const error_code& reason) {
                reason.message(), seconds_since(start_));
 }
 
+void relay_then_log(StreamPtr client, StreamPtr target, const RelayOptions& options, SessionLog session) {
+  start_relay(std::move(client), std::move(target), options,
+              [session = std::move(session)](const RelayResult& result) mutable { session.finish(result); });
+}
+
 }  // namespace strait::agent

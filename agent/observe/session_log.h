@@ -26,4 +26,8 @@ class SessionLog {
   std::chrono::steady_clock::time_point start_;
 };
 
+// Hands both streams to a relay that carries on without the caller (start_relay) and writes
+// the session's line when it ends.
+void relay_then_log(StreamPtr client, StreamPtr target, const RelayOptions& options, SessionLog session);
+
 }  // namespace strait::agent

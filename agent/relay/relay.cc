@@ -6,9 +6,9 @@
 
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
-#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -41,15 +41,86 @@ struct RelayState {
 
 bool is_clean_end(const error_code& ec) { return ec == asio::error::eof; }
 
-using RelayDone = asio::any_completion_handler<void()>;
+class RelayOperation;
 
-// Ends a callback relay's operation once both of its directions have finished.
-void complete_when_both_finished(bool first, bool second, std::optional<RelayDone>& done) {
-  if (!first || !second || !done) return;
-  auto handler = std::move(*done);
-  done.reset();
-  std::move(handler)();
+// A counted reference to a relay operation. Each pending callback of the relay holds one, so
+// the operation is freed with its last callback, also when an io_context is destroyed with
+// them pending. Not atomic: a relay's callbacks all run on its streams' executor.
+class RelayRef {
+ public:
+  explicit RelayRef(RelayOperation& operation);
+  RelayRef(const RelayRef& other) : RelayRef(*other.operation_) {}
+  RelayRef(RelayRef&& other) noexcept : operation_(std::exchange(other.operation_, nullptr)) {}
+  RelayRef& operator=(const RelayRef&) = delete;
+  RelayRef& operator=(RelayRef&&) = delete;
+  ~RelayRef();
+
+ private:
+  RelayOperation* operation_;
+};
+
+// One relay: the streams it may own, its shared state and what to call at its end. The
+// relay of the kind in use (splice or copy) is part of the same allocation (RelayOperationOf).
+class RelayOperation {
+ public:
+  RelayOperation(StreamPtr owned_client, StreamPtr owned_target, Stream& client, Stream& target,
+                 const RelayOptions& options, RelayFinished finished)
+      : owned_client_(std::move(owned_client)),
+        owned_target_(std::move(owned_target)),
+        state(client, target, options),
+        finished_(std::move(finished)) {}
+  virtual ~RelayOperation() = default;
+  RelayOperation(const RelayOperation&) = delete;
+  RelayOperation& operator=(const RelayOperation&) = delete;
+
+  RelayRef ref() { return RelayRef(*this); }
+
+  // Both directions have ended: hands the result over. The owned streams go with the
+  // operation's last reference, after `finished` has run.
+  void both_finished() {
+    auto& result = state.result;
+    result.idle_timeout = state.deadline.expired() && !state.deadline.expired_half_closed();
+    result.half_close_timeout = state.deadline.expired_half_closed();
+    if (state.deadline.expired()) result.error = {};
+    auto finished = std::move(finished_);
+    std::move(finished)(result);
+  }
+
+ private:
+  friend class RelayRef;
+  // Declared first, destroyed last: the state below refers to them.
+  StreamPtr owned_client_;
+  StreamPtr owned_target_;
+
+ public:
+  RelayState state;
+
+ private:
+  RelayFinished finished_;
+  uint32_t references_ = 0;
+};
+
+RelayRef::RelayRef(RelayOperation& operation) : operation_(&operation) { ++operation.references_; }
+
+RelayRef::~RelayRef() {
+  if (operation_ != nullptr && --operation_->references_ == 0) delete operation_;
 }
+
+template <typename Kind>
+class RelayOperationOf final : public RelayOperation {
+ public:
+  template <typename... KindArgs>
+  RelayOperationOf(StreamPtr owned_client, StreamPtr owned_target, Stream& client, Stream& target,
+                   const RelayOptions& options, RelayFinished finished, KindArgs&... kind_args)
+      : RelayOperation(std::move(owned_client), std::move(owned_target), client, target, options,
+                       std::move(finished)),
+        kind_(*this, kind_args...) {}
+
+  void start() { kind_.start(); }
+
+ private:
+  Kind kind_;
+};
 
 // Joins two plain TCP sockets with splice(2), both directions, as callbacks rather than
 // coroutines: an idle spliced connection then costs one small object and two pending
@@ -57,15 +128,13 @@ void complete_when_both_finished(bool first, bool second, std::optional<RelayDon
 // (or, when none can be had, a buffer) only while it has bytes not yet written.
 class SpliceRelay {
  public:
-  using Done = RelayDone;
+  SpliceRelay(RelayOperation& operation, asio::ip::tcp::socket& client, asio::ip::tcp::socket& target)
+      : operation_(operation),
+        state_(operation.state),
+        directions_{Direction{client, target, state_.target, state_.result.bytes_from_client},
+                    Direction{target, client, state_.client, state_.result.bytes_to_client}} {}
 
-  SpliceRelay(RelayState& state, asio::ip::tcp::socket& client, asio::ip::tcp::socket& target)
-      : state_(state),
-        directions_{Direction{client, target, state.target, state.result.bytes_from_client},
-                    Direction{target, client, state.client, state.result.bytes_to_client}} {}
-
-  void start(Done done) {
-    done_.emplace(std::move(done));
+  void start() {
     for (auto& direction : directions_) direction.from.non_blocking(true);
     for (auto& direction : directions_) direction.to.non_blocking(true);
     for (auto& direction : directions_) wait_readable(direction);
@@ -90,14 +159,14 @@ class SpliceRelay {
   };
 
   void wait_readable(Direction& d) {
-    d.from.async_wait(asio::ip::tcp::socket::wait_read, [this, &d](const error_code& ec) {
+    d.from.async_wait(asio::ip::tcp::socket::wait_read, [this, &d, keep = operation_.ref()](const error_code& ec) {
       if (ec) return fail(d, ec);
       pump(d);
     });
   }
 
   void wait_writable(Direction& d) {
-    d.to.async_wait(asio::ip::tcp::socket::wait_write, [this, &d](const error_code& ec) {
+    d.to.async_wait(asio::ip::tcp::socket::wait_write, [this, &d, keep = operation_.ref()](const error_code& ec) {
       if (ec) return fail(d, ec);
       pump(d);
     });
@@ -192,12 +261,12 @@ class SpliceRelay {
 
   void finish(Direction& d) {
     d.finished = true;
-    complete_when_both_finished(directions_[0].finished, directions_[1].finished, done_);
+    if (directions_[0].finished && directions_[1].finished) operation_.both_finished();
   }
 
+  RelayOperation& operation_;
   RelayState& state_;
   Direction directions_[2];
-  std::optional<Done> done_;
 };
 
 
@@ -207,15 +276,13 @@ class SpliceRelay {
 // thread's cache once its source is readable and gives it back once the bytes are written.
 class CopyRelay {
  public:
-  using Done = RelayDone;
+  explicit CopyRelay(RelayOperation& operation)
+      : operation_(operation),
+        state_(operation.state),
+        directions_{Direction{state_.client, state_.target, state_.result.bytes_from_client},
+                    Direction{state_.target, state_.client, state_.result.bytes_to_client}} {}
 
-  explicit CopyRelay(RelayState& state)
-      : state_(state),
-        directions_{Direction{state.client, state.target, state.result.bytes_from_client},
-                    Direction{state.target, state.client, state.result.bytes_to_client}} {}
-
-  void start(Done done) {
-    done_.emplace(std::move(done));
+  void start() {
     for (auto& direction : directions_) next(direction);
   }
 
@@ -241,7 +308,7 @@ class CopyRelay {
     if (auto* socket = d.from.plain_tcp_socket(); socket != nullptr && socket->available(ignored) > 0) {
       return read(d);
     }
-    d.from.async_wait_readable([this, &d](const error_code& ec) {
+    d.from.async_wait_readable([this, &d, keep = operation_.ref()](const error_code& ec) {
       if (ec) return fail(d, ec);
       read(d);
     });
@@ -250,7 +317,8 @@ class CopyRelay {
   void read(Direction& d) {
     size_t size = d.datagram ? DatagramBuffers::kBufferSize : StreamBuffers::kBufferSize;
     d.held = d.datagram ? DatagramBuffers::this_thread().take() : StreamBuffers::this_thread().take();
-    d.from.async_read_some(asio::buffer(d.held.get(), size), [this, &d, size](const error_code& ec, size_t n) {
+    d.from.async_read_some(asio::buffer(d.held.get(), size), [this, &d, size, keep = operation_.ref()](
+                                                                  const error_code& ec, size_t n) {
       d.last_read_full = !ec && n == size;
       if (ec) {
         release(d);
@@ -259,7 +327,8 @@ class CopyRelay {
         state_.deadline.half_closed();
         return finish(d);
       }
-      asio::async_write(d.to, asio::buffer(d.held.get(), n), [this, &d](const error_code& write_error, size_t written) {
+      asio::async_write(d.to, asio::buffer(d.held.get(), n), [this, &d, keep](
+                                                                 const error_code& write_error, size_t written) {
         release(d);
         if (write_error) return fail(d, write_error);
         d.counter += written;
@@ -285,41 +354,52 @@ class CopyRelay {
 
   void finish(Direction& d) {
     d.finished = true;
-    complete_when_both_finished(directions_[0].finished, directions_[1].finished, done_);
+    if (directions_[0].finished && directions_[1].finished) operation_.both_finished();
   }
 
+  RelayOperation& operation_;
   RelayState& state_;
   Direction directions_[2];
-  std::optional<Done> done_;
 };
 
-// An operation, not a coroutine: awaiting it adds no coroutine frame of our own.
-template <typename CallbackRelay>
-auto async_run(CallbackRelay& relay) {
-  return asio::async_initiate<decltype(asio::use_awaitable), void()>(
-      [&relay](auto handler) { relay.start(std::move(handler)); }, asio::use_awaitable);
-}
-
-bool spliceable(RelayState& state) {
-  return state.client.plain_tcp_socket() != nullptr && state.target.plain_tcp_socket() != nullptr;
+// Starts the relay of the kind the two streams allow. From here on the operation lives as
+// long as its pending callbacks.
+void start_operation(StreamPtr owned_client, StreamPtr owned_target, Stream& client, Stream& target,
+                     const RelayOptions& options, RelayFinished finished) {
+  auto* client_socket = client.plain_tcp_socket();
+  auto* target_socket = target.plain_tcp_socket();
+  if (client_socket != nullptr && target_socket != nullptr) {
+    auto* operation = new RelayOperationOf<SpliceRelay>(std::move(owned_client), std::move(owned_target), client,
+                                                        target, options, std::move(finished), *client_socket,
+                                                        *target_socket);
+    operation->state.result.spliced = true;
+    RelayRef starting = operation->ref();  // until start() has handed references to callbacks
+    operation->start();
+  } else {
+    auto* operation = new RelayOperationOf<CopyRelay>(std::move(owned_client), std::move(owned_target), client,
+                                                      target, options, std::move(finished));
+    RelayRef starting = operation->ref();
+    operation->start();
+  }
 }
 
 }  // namespace
 
 asio::awaitable<RelayResult> relay(Stream& client, Stream& target, const RelayOptions& options) {
-  RelayState state(client, target, options);
-  if (spliceable(state)) {
-    state.result.spliced = true;
-    SpliceRelay splice(state, *client.plain_tcp_socket(), *target.plain_tcp_socket());
-    co_await async_run(splice);
-  } else {
-    CopyRelay copy(state);
-    co_await async_run(copy);
-  }
-  state.result.idle_timeout = state.deadline.expired() && !state.deadline.expired_half_closed();
-  state.result.half_close_timeout = state.deadline.expired_half_closed();
-  if (state.deadline.expired()) state.result.error = {};
-  co_return state.result;
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(RelayResult)>(
+      [&client, &target, &options](auto handler) {
+        start_operation(nullptr, nullptr, client, target, options,
+                        [handler = std::move(handler)](const RelayResult& result) mutable {
+                          std::move(handler)(result);
+                        });
+      },
+      asio::use_awaitable);
+}
+
+void start_relay(StreamPtr client, StreamPtr target, const RelayOptions& options, RelayFinished finished) {
+  Stream& client_stream = *client;
+  Stream& target_stream = *target;
+  start_operation(std::move(client), std::move(target), client_stream, target_stream, options, std::move(finished));
 }
 
 }  // namespace strait::agent

@@ -5,6 +5,8 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "absl/functional/any_invocable.h"
+
 #include "agent/channel/channel.h"
 
 namespace strait::agent {
@@ -34,5 +36,16 @@ struct RelayResult {
 // (copying through user space when no pipe can be had); other streams wait until they are
 // readable before taking a buffer, so an idle connection holds neither a pipe nor a buffer.
 asio::awaitable<RelayResult> relay(Stream& client, Stream& target, const RelayOptions& options);
+
+using RelayFinished = absl::AnyInvocable<void(const RelayResult&) &&>;
+
+// As relay(), but the relay owns both streams and its caller need not wait: `finished` gets
+// the result once both directions have ended, then the streams are destroyed. A handler
+// that has nothing left to do after relaying ends here, so that an idle connection costs
+// one relay object and two pending readiness waits instead of also the chain of coroutine
+// frames (spawn, service, handler, relay) that awaiting relay() keeps. Should the
+// io_context be destroyed first, the relay goes with its pending operations and `finished`
+// is not called.
+void start_relay(StreamPtr client, StreamPtr target, const RelayOptions& options, RelayFinished finished);
 
 }  // namespace strait::agent

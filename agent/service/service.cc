@@ -212,28 +212,41 @@ asio::awaitable<void> Service::accept_loop(std::shared_ptr<Service> self, size_t
   }
 }
 
+// A connection's place in its service and generation, from accept until the client stream
+// is destroyed: attached to that stream, it stays counted and listed (for close_connections)
+// when the stream outlives the handler's coroutine in a relay, and keeps both alive.
+class Service::Registration final : public Stream::Attachment {
+ public:
+  Registration(std::shared_ptr<Service> service, std::shared_ptr<ServiceGeneration> generation, size_t slot,
+               Stream* stream)
+      : service_(std::move(service)), generation_(std::move(generation)), slot_(slot), stream_(stream) {
+    generation_->open_[slot_].insert(stream_);
+  }
+  ~Registration() override {
+    generation_->open_[slot_].erase(stream_);
+    generation_->active_.fetch_sub(1, std::memory_order_relaxed);
+    service_->open_.fetch_sub(1, std::memory_order_relaxed);
+    if (service_->budget_) service_->budget_->open.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  std::shared_ptr<Service> service_;
+  std::shared_ptr<ServiceGeneration> generation_;
+  size_t slot_;
+  Stream* stream_;  // the accepted stream, which the handler's stream owns
+};
+
 asio::awaitable<void> Service::serve_connection(std::shared_ptr<Service> self, size_t slot_index,
                                                 std::shared_ptr<ServiceGeneration> generation, StreamPtr client) {
-  // Unregisters even if the handler throws; the handler owns the stream until it returns,
-  // so the registered pointer stays valid while it is in the set.
-  struct Registration {
-    Service& service;
-    ServiceGeneration& generation;
-    std::unordered_set<Stream*>& open;
-    Stream* stream;
-    ~Registration() {
-      open.erase(stream);
-      generation.active_.fetch_sub(1, std::memory_order_relaxed);
-      service.open_.fetch_sub(1, std::memory_order_relaxed);
-      if (service.budget_) service.budget_->open.fetch_sub(1, std::memory_order_relaxed);
-    }
-  } registration{*self, *generation, generation->open_[slot_index], client.get()};
-  registration.open.insert(registration.stream);
+  auto registration = std::make_unique<Registration>(self, generation, slot_index, client.get());
   // The channel's own handshake (TLS, WebSocket) runs here, off the accept loop; the
   // listener logs why one failed.
   auto opened = co_await self->slots_[slot_index]->listener->handshake(std::move(client));
   if (!opened) co_return;
-  co_await generation->handler_->handle(std::move(*opened), *generation->context_);
+  (*opened)->attach(std::move(registration));
+  const auto& handler = *generation->handler_;
+  const auto& context = *generation->context_;
+  co_await handler.handle(std::move(*opened), context);
 }
 
 }  // namespace strait::agent

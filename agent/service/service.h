@@ -90,6 +90,7 @@ class Service : public std::enable_shared_from_this<Service> {
   static asio::awaitable<void> accept_loop(std::shared_ptr<Service> self, size_t slot);
   static asio::awaitable<void> serve_connection(std::shared_ptr<Service> self, size_t slot,
                                                 std::shared_ptr<ServiceGeneration> generation, StreamPtr client);
+  class Registration;
 
   std::string name_;
   std::shared_ptr<ConnectionBudget> budget_;

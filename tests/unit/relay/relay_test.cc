@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -175,6 +177,66 @@ TEST(Relay, ActivityPushesTheIdleDeadlineBack) {
     EXPECT_TRUE(result.idle_timeout);
     EXPECT_EQ(result.bytes_from_client, 24u) << "every message passed before the relay went idle";
   }());
+}
+
+// Counts the destruction of the stream it is attached to, to see who ends up owning it.
+class DestructionCounter final : public Stream::Attachment {
+ public:
+  explicit DestructionCounter(int& destroyed) : destroyed_(destroyed) {}
+  ~DestructionCounter() override { ++destroyed_; }
+
+ private:
+  int& destroyed_;
+};
+
+StreamPtr counted(StreamPtr stream, int& destroyed) {
+  stream->attach(std::make_unique<DestructionCounter>(destroyed));
+  return stream;
+}
+
+TEST(Relay, StartedRelayOwnsBothStreamsAndReportsOnceBothWaysEnd) {
+  asio::io_context io;
+  int destroyed = 0;
+  std::optional<RelayResult> finished;
+  run_for(io, [&]() -> asio::awaitable<void> {
+    auto topology = co_await make_topology(false);
+    start_relay(counted(std::move(topology.client_side), destroyed),
+                counted(std::move(topology.target_side), destroyed), {},
+                [&](const RelayResult& result) {
+                  EXPECT_EQ(destroyed, 0) << "the streams outlive the report";
+                  finished = result;
+                });
+    std::string message = testing::payload(1 << 20);
+    auto [echoed, reply] = co_await (echo_after_eof(topology.target_app) &&
+                                     send_then_read_all(topology.client_app, message));
+    EXPECT_EQ(echoed, message);
+    EXPECT_EQ(reply, message);
+  }());
+  ASSERT_TRUE(finished.has_value());
+  EXPECT_EQ(finished->bytes_from_client, 1u << 20);
+  EXPECT_EQ(finished->bytes_to_client, 1u << 20);
+  EXPECT_FALSE(finished->error) << finished->error.message();
+  EXPECT_EQ(destroyed, 2) << "both streams go with the relay";
+}
+
+// An agent stopping destroys its io_contexts with relays still waiting: each relay goes with
+// its pending callbacks (AddressSanitizer's leak check fails the test otherwise).
+TEST(Relay, StartedRelayGoesWithItsIoContext) {
+  int destroyed = 0;
+  bool finished = false;
+  {
+    asio::io_context io;
+    std::optional<Topology> topology;
+    run_for(io, [&]() -> asio::awaitable<void> {
+      topology.emplace(co_await make_topology(true));  // prefixed: the copying relay
+      start_relay(counted(std::move(topology->client_side), destroyed),
+                  counted(std::move(topology->target_side), destroyed), {},
+                  [&](const RelayResult&) { finished = true; });
+    }());
+    EXPECT_EQ(destroyed, 0) << "the relay waits on two silent peers";
+  }
+  EXPECT_EQ(destroyed, 2);
+  EXPECT_FALSE(finished) << "a relay cut short by its io_context reports nothing";
 }
 
 }  // namespace
