@@ -36,6 +36,7 @@ const std::vector<MetadataKey> kKeys = {
     {"udp.ttl", Kind::kDuration, 0, 0, "SOCKS5 UDP: a target flow idle this long is closed"},
     {"udp.maxAssociations", Kind::kInteger, 0, 1'000'000, "SOCKS5 UDP associations open at once per service"},
     {"key", Kind::kString, 0, 0, "ss/ssu: the raw cipher key instead of one derived from the password"},
+    {"users", Kind::kStringMap, 0, 0, "ss/ssu handler, 2022 methods: user name to base64 PSK (SIP023 identity headers)"},
     {"udpConnTTL", Kind::kDuration, 0, 0, "ssu handler: a target flow (and the session) idle this long is closed"},
     {"udp.connTTL", Kind::kDuration, 0, 0, "alias of udpConnTTL"},
     {"authBasicRealm", Kind::kString, 0, 0, "realm of the HTTP proxy's 407 answer"},

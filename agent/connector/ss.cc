@@ -3,6 +3,7 @@
 #include "agent/connector/connector_options.h"
 #include "agent/connector/ss_options.h"
 #include "agent/protocol/proxy_error.h"
+#include "agent/protocol/shadowsocks2022.h"
 #include "agent/protocol/socks5.h"
 #include "agent/wire/message_io.h"
 #include "agent/wire/ss_stream.h"
@@ -26,6 +27,16 @@ class SsConnector final : public Connector {
     if (!header.ok()) co_return asio::error::invalid_argument;
     SsStreamParts parts{ss_wire::StreamEncryptor(key_.method, key_.master_key),
                         ss_wire::StreamDecryptor(key_.method, key_.master_key)};
+    if (key_.method.edition_2022) {
+      // The target goes in the request's variable header, sealed by the first write (or
+      // alone with padding): the plaintext `header` stays empty.
+      std::string salt(parts.encryptor.salt());
+      std::string identity = ss2022::identity_headers(
+          key_.method, key_.key_chain(), std::span(reinterpret_cast<const uint8_t*>(salt.data()), salt.size()));
+      parts.encryptor.set_opening(ss_wire::Opening2022{true, std::move(identity), *std::move(header), {}});
+      parts.decryptor.expect_response_to(std::move(salt));
+      header = std::string();
+    }
     if (nodelay_) {
       std::string sealed;
       parts.encryptor.seal(std::span(reinterpret_cast<const uint8_t*>(header->data()), header->size()), sealed);

@@ -23,8 +23,8 @@ using common::IoResult;
 // Datagrams to one target through an ssu server, over a datagram channel to it.
 class SsuPacketStream final : public Stream {
  public:
-  SsuPacketStream(StreamPtr tunnel, SsKey key, std::string header)
-      : state_(std::make_shared<State>(State{std::move(tunnel), std::move(key), std::move(header)})) {}
+  SsuPacketStream(StreamPtr tunnel, const SsKey& key, std::string header)
+      : state_(std::make_shared<State>(State{std::move(tunnel), make_ss_packet_codec(key, false), std::move(header)})) {}
   ~SsuPacketStream() override { close(); }
 
   executor_type get_executor() override { return state_->tunnel->get_executor(); }
@@ -46,7 +46,7 @@ class SsuPacketStream final : public Stream {
  private:
   struct State {
     StreamPtr tunnel;
-    SsKey key;
+    std::unique_ptr<ss_wire::PacketCodec> codec;  // reads and writes run on one executor
     std::string header;  // the target, SOCKS5 form
   };
 
@@ -57,7 +57,7 @@ class SsuPacketStream final : public Stream {
       auto [error, n] = co_await state->tunnel->async_read_some(asio::buffer(buffer.get(), DatagramBuffers::kBufferSize),
                                                                 kUseTuple);
       std::optional<std::string> plain;
-      if (!error) plain = ss_wire::open_packet(state->key.method, state->key.master_key, std::span(buffer.get(), n));
+      if (!error) plain = state->codec->open(std::span(buffer.get(), n));
       buffers.give_back(std::move(buffer));
       if (error) co_return IoResult{error, 0};
       if (!plain) continue;  // not from our server, or corrupted: dropped as UDP would
@@ -73,8 +73,7 @@ class SsuPacketStream final : public Stream {
   static asio::awaitable<IoResult> write(std::shared_ptr<State> state, asio::const_buffer payload) {
     std::string plain = state->header;
     plain.append(static_cast<const char*>(payload.data()), payload.size());
-    std::string packet = ss_wire::seal_packet(state->key.method, state->key.master_key,
-                                              std::span(reinterpret_cast<const uint8_t*>(plain.data()), plain.size()));
+    std::string packet = state->codec->seal(std::span(reinterpret_cast<const uint8_t*>(plain.data()), plain.size()));
     auto [error, unused] = co_await state->tunnel->async_write_some(asio::buffer(packet), kUseTuple);
     co_return IoResult{error, error ? 0 : payload.size()};
   }
@@ -104,6 +103,7 @@ class SsuConnector final : public Connector {
 absl::StatusOr<std::unique_ptr<Connector>> make_ssu_connector(const config::v1::NodeConfig& node) {
   auto key = parse_ss_key("ssu connector", connector_auth(node), node.connector().metadata());
   if (!key.ok()) return key.status();
+  if (auto refused = check_ssu_key("ssu connector", *key); !refused.ok()) return refused;
   return std::make_unique<SsuConnector>(*std::move(key));
 }
 

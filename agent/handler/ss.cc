@@ -10,6 +10,7 @@
 #include "agent/connector/ss_options.h"
 #include "agent/handler/ss_salt_filter.h"
 #include "agent/observe/session_log.h"
+#include "agent/protocol/shadowsocks2022.h"
 #include "agent/protocol/socks5.h"
 #include "agent/wire/ss_stream.h"
 #include "common/duration.h"
@@ -43,17 +44,24 @@ struct TargetRead {
 class SsHandler final : public Handler {
  public:
   explicit SsHandler(SsHandlerOptions options)
-      : options_(std::move(options)), salts_(std::make_shared<SaltFilter>()) {}
+      : options_(std::move(options)),
+        salts_(std::make_shared<SaltFilter>()),
+        recent_salts_(std::make_shared<RecentSaltFilter>()) {}
 
   asio::awaitable<void> handle(StreamPtr client, const HandlerContext& ctx) const override {
     const std::string peer = client->remote_address();
-    SsStreamParts parts{ss_wire::StreamEncryptor(options_.key.method, options_.key.master_key),
-                        ss_wire::StreamDecryptor(options_.key.method, options_.key.master_key)};
+    std::optional<SsStreamParts> parts;
     TargetRead read;
     {
       common::StreamDeadline deadline(*client);
       deadline.arm(options_.read_timeout);
-      read = co_await read_target(*client, parts);
+      if (options_.key.method.edition_2022) {
+        read = co_await read_request_2022(*client, parts);
+      } else {
+        parts.emplace(ss_wire::StreamEncryptor(options_.key.method, options_.key.master_key),
+                      ss_wire::StreamDecryptor(options_.key.method, options_.key.master_key));
+        read = co_await read_target(*client, *parts);
+      }
       if (read.probe) {
         spdlog::debug("{}: {}: ss: {}; holding the connection until the client closes it or readTimeout", ctx.service,
                       peer, read.reason);
@@ -76,7 +84,7 @@ class SsHandler final : public Handler {
       session.finish(upstream.error());
       co_return;
     }
-    StreamPtr tunnel = make_ss_stream(std::move(client), std::move(parts));
+    StreamPtr tunnel = make_ss_stream(std::move(client), *std::move(parts));
     relay_then_log(std::move(tunnel), std::move(*upstream), ctx.relay, std::move(session));
   }
 
@@ -127,6 +135,49 @@ class SsHandler final : public Handler {
     }
   }
 
+  // SIP022: reads salt, identity header and the two header chunks; on success `parts` holds
+  // the stream's ciphers (the response answers the user's PSK) and the initial payload.
+  asio::awaitable<TargetRead> read_request_2022(Stream& client, std::optional<SsStreamParts>& parts) const {
+    TargetRead result;
+    const ss_wire::Method& method = options_.key.method;
+    std::string received;
+    for (;;) {
+      auto head = ss2022::parse_request_head(method, options_.key.master_key, options_.key.users.get(),
+                                             bytes_of(received), ss2022::unix_now());
+      if (head.state == ParseState::kInvalid) {
+        result.reason = head.reason;
+        result.probe = true;
+        co_return result;
+      }
+      if (head.state == ParseState::kComplete) {
+        // Checked only once the header authenticated and its timestamp is fresh (§3.1.4).
+        auto salt = recent_salts_->insert(head.value.salt);
+        if (salt != RecentSaltFilter::Outcome::kNew) {
+          result.reason = salt == RecentSaltFilter::Outcome::kReplayed ? "replayed salt" : "salt store full; refused";
+          result.probe = true;
+          co_return result;
+        }
+        ss_wire::StreamEncryptor encryptor(method, head.value.key);
+        encryptor.set_opening(ss_wire::Opening2022{false, {}, {}, head.value.salt});
+        parts.emplace(std::move(encryptor),
+                      ss_wire::StreamDecryptor(method, head.value.salt, *std::move(head.value.aead)));
+        parts->received = received.substr(head.size);
+        parts->plain = std::move(head.value.payload);
+        if (head.value.user) spdlog::debug("ss: 2022 request from user {}", head.value.user->name);
+        result.target = std::move(head.value.target);
+        co_return result;
+      }
+      size_t held = received.size();
+      received.resize(held + kReadChunk);
+      auto [error, n] = co_await client.async_read_some(asio::buffer(received.data() + held, kReadChunk), kUseTuple);
+      received.resize(held + n);
+      if (error) {
+        if (held + n > 0) result.reason = "closed inside the header: " + error.message();
+        co_return result;
+      }
+    }
+  }
+
   // Reads and drops everything until the client closes or the deadline closes the stream.
   static asio::awaitable<void> drain(Stream& client) {
     char sink[kReadChunk];
@@ -138,6 +189,7 @@ class SsHandler final : public Handler {
 
   SsHandlerOptions options_;
   std::shared_ptr<SaltFilter> salts_;
+  std::shared_ptr<RecentSaltFilter> recent_salts_;  // 2022 methods
 };
 
 }  // namespace
@@ -146,6 +198,9 @@ absl::StatusOr<std::unique_ptr<Handler>> make_ss_handler(const config::v1::Servi
   const auto& metadata = service.handler().metadata();
   auto key = parse_ss_key("ss handler", service.handler().auth(), metadata);
   if (!key.ok()) return key.status();
+  if (!key->identity_keys.empty()) {
+    return absl::InvalidArgumentError("ss handler: the password is one base64 PSK (the iPSK when users are set)");
+  }
   SsHandlerOptions options{*std::move(key)};
   auto timeout = common::metadata_duration(metadata, "readTimeout");
   if (!timeout.ok()) return timeout.status();

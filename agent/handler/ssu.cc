@@ -42,7 +42,10 @@ class SsuHandler final : public Handler {
     session.set_target("UDP relay");
     std::string log_prefix = common::str_cat(ctx.service, ": ", peer, ": ssu");
     auto association = std::make_shared<UdpAssociation>(client->get_executor(), ctx.router, log_prefix, options_.limits);
-    co_await (uplink(*client, *association, log_prefix) && downlink(*client, *association));
+    // One codec per client address (SIP022 keeps its sessions there); both directions run on
+    // this coroutine's executor, one at a time.
+    auto codec = make_ss_packet_codec(options_.key, true);
+    co_await (uplink(*client, *association, *codec, log_prefix) && downlink(*client, *association, *codec));
     RelayResult totals;
     totals.bytes_from_client = association->bytes_from_client();
     totals.bytes_to_client = association->bytes_to_client();
@@ -50,7 +53,8 @@ class SsuHandler final : public Handler {
   }
 
  private:
-  asio::awaitable<void> uplink(Stream& client, UdpAssociation& association, const std::string& log_prefix) const {
+  asio::awaitable<void> uplink(Stream& client, UdpAssociation& association, ss_wire::PacketCodec& codec,
+                               const std::string& log_prefix) const {
     size_t dropped = 0;
     for (;;) {
       // A buffer only while a datagram is there: an idle session holds none.
@@ -60,17 +64,17 @@ class SsuHandler final : public Handler {
       auto buffer = buffers.take();
       auto [error, n] = co_await client.async_read_some(asio::buffer(buffer.get(), DatagramBuffers::kBufferSize), kUseTuple);
       std::optional<std::string> plain;
-      if (!error) plain = ss_wire::open_packet(options_.key.method, options_.key.master_key, std::span(buffer.get(), n));
+      if (!error) plain = codec.open(std::span(buffer.get(), n));
       buffers.give_back(std::move(buffer));
       if (error) break;
       auto bytes = plain ? std::span(reinterpret_cast<const uint8_t*>(plain->data()), plain->size())
                          : std::span<const uint8_t>();
       auto address = socks5::parse_address(bytes);
       if (!plain || address.state != ParseState::kComplete) {
-        // Wrong key or not ours: no answer. The first is logged, the rest counted.
+        // Wrong key, replayed, stale or not ours: no answer. The first is logged, the rest counted.
         if (dropped++ == 0) {
           spdlog::debug("{}: dropped a packet that is not ours ({})", log_prefix,
-                        plain ? "bad target address" : "failed authentication");
+                        plain ? "bad target address" : "failed authentication, replayed or stale");
         }
         continue;
       }
@@ -80,7 +84,7 @@ class SsuHandler final : public Handler {
     association.close();
   }
 
-  asio::awaitable<void> downlink(Stream& client, UdpAssociation& association) const {
+  asio::awaitable<void> downlink(Stream& client, UdpAssociation& association, ss_wire::PacketCodec& codec) const {
     for (;;) {
       auto answer = co_await association.receive();
       if (!answer) break;
@@ -88,8 +92,8 @@ class SsuHandler final : public Handler {
       if (!header.ok()) continue;
       std::string plain = *std::move(header);
       plain += answer->payload;
-      std::string packet = ss_wire::seal_packet(options_.key.method, options_.key.master_key,
-                                                std::span(reinterpret_cast<const uint8_t*>(plain.data()), plain.size()));
+      std::string packet = codec.seal(std::span(reinterpret_cast<const uint8_t*>(plain.data()), plain.size()));
+      if (packet.empty()) continue;
       auto [error, unused] = co_await client.async_write_some(asio::buffer(packet), kUseTuple);
       if (error) break;
     }
@@ -106,6 +110,10 @@ absl::StatusOr<std::unique_ptr<Handler>> make_ssu_handler(const config::v1::Serv
   const auto& metadata = service.handler().metadata();
   auto key = parse_ss_key("ssu handler", service.handler().auth(), metadata);
   if (!key.ok()) return key.status();
+  if (auto refused = check_ssu_key("ssu handler", *key); !refused.ok()) return refused;
+  if (!key->identity_keys.empty()) {
+    return absl::InvalidArgumentError("ssu handler: the password is one base64 PSK (the iPSK when users are set)");
+  }
   SsuHandlerOptions options{*std::move(key), {}};
   options.limits.flow_ttl = kDefaultTtl;
   for (const char* name : {"udpConnTTL", "udp.connTTL"}) {

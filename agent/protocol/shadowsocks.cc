@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "agent/protocol/blake3.h"
+#include "agent/protocol/shadowsocks2022.h"
 #include "common/strings.h"
 
 namespace strait::agent::ss_wire {
@@ -22,6 +24,9 @@ struct MethodName {
 constexpr Method kAes128{Cipher::kAes128Gcm, "aes-128-gcm", 16};
 constexpr Method kAes256{Cipher::kAes256Gcm, "aes-256-gcm", 32};
 constexpr Method kChacha{Cipher::kChacha20Poly1305, "chacha20-ietf-poly1305", 32};
+constexpr Method kAes128In2022{Cipher::kAes128Gcm, "2022-blake3-aes-128-gcm", 16, true};
+constexpr Method kAes256In2022{Cipher::kAes256Gcm, "2022-blake3-aes-256-gcm", 32, true};
+constexpr Method kChachaIn2022{Cipher::kChacha20Poly1305, "2022-blake3-chacha20-poly1305", 32, true};
 
 constexpr MethodName kMethods[] = {
     {"aes-128-gcm", kAes128},
@@ -30,6 +35,9 @@ constexpr MethodName kMethods[] = {
     {"AEAD_AES_256_GCM", kAes256},
     {"chacha20-ietf-poly1305", kChacha},
     {"AEAD_CHACHA20_POLY1305", kChacha},
+    {"2022-blake3-aes-128-gcm", kAes128In2022},
+    {"2022-blake3-aes-256-gcm", kAes256In2022},
+    {"2022-blake3-chacha20-poly1305", kChachaIn2022},
 };
 
 // Fetched once (explicit fetches are what OpenSSL 3 makes fast); immutable, shared by all
@@ -77,7 +85,10 @@ std::optional<Method> find_method(std::string_view name) {
   return std::nullopt;
 }
 
-std::string method_names() { return "aes-128-gcm, aes-256-gcm, chacha20-ietf-poly1305"; }
+std::string method_names() {
+  return "aes-128-gcm, aes-256-gcm, chacha20-ietf-poly1305, 2022-blake3-aes-128-gcm, 2022-blake3-aes-256-gcm, "
+         "2022-blake3-chacha20-poly1305";
+}
 
 std::string password_to_key(std::string_view password, size_t key_size) {
   std::string key;
@@ -112,6 +123,16 @@ std::string derive_subkey(std::string_view master_key, Bytes salt) {
   return subkey;
 }
 
+std::string session_subkey(const Method& method, std::string_view key, Bytes salt) {
+  if (!method.edition_2022) return derive_subkey(key, salt);
+  std::string material(key);
+  material.append(reinterpret_cast<const char*>(salt.data()), salt.size());
+  std::string subkey(method.key_size, '\0');
+  blake3::derive_key(ss2022::kSessionSubkeyContext, bytes_of(material),
+                     std::span(reinterpret_cast<uint8_t*>(subkey.data()), subkey.size()));
+  return subkey;
+}
+
 struct AeadCipher::Context {
   EVP_CIPHER_CTX* evp = EVP_CIPHER_CTX_new();
   ~Context() { EVP_CIPHER_CTX_free(evp); }
@@ -141,6 +162,8 @@ void AeadCipher::seal(Bytes plain, std::string& out) {
   }
 }
 
+void AeadCipher::set_nonce(std::span<const uint8_t, kNonceSize> nonce) { std::copy(nonce.begin(), nonce.end(), nonce_.begin()); }
+
 bool AeadCipher::open(Bytes sealed, uint8_t* out) {
   if (sealed.size() < kTagSize) return false;
   EVP_CIPHER_CTX* evp = context_->evp;
@@ -161,16 +184,23 @@ StreamEncryptor::StreamEncryptor(const Method& method, std::string_view master_k
     : StreamEncryptor(method, master_key, bytes_of(random_salt(method.key_size))) {}
 
 StreamEncryptor::StreamEncryptor(const Method& method, std::string_view master_key, Bytes salt)
-    : salt_(salt.begin(), salt.end()), aead_(method.cipher, derive_subkey(master_key, salt), true) {}
+    : method_(method), salt_(salt.begin(), salt.end()), aead_(method.cipher, session_subkey(method, master_key, salt), true) {}
 
 void StreamEncryptor::seal(Bytes plain, std::string& out) {
+  // A SIP022 response header carries the first payload's length: it waits for payload.
+  if (opening_ && !opening_->request && plain.empty()) return;
   if (!salt_sent_) {
     out += salt_;
     salt_sent_ = true;
   }
-  out.reserve(out.size() + plain.size() + (plain.size() / kMaxPayload + 1) * (kSealedLengthSize + kTagSize));
+  const size_t max_payload = method_.edition_2022 ? kMaxPayload2022 : kMaxPayload;
+  out.reserve(out.size() + plain.size() + (plain.size() / max_payload + 1) * (kSealedLengthSize + kTagSize));
+  if (opening_) {
+    plain = plain.subspan(ss2022::seal_opening(*opening_, aead_, plain, out));
+    opening_.reset();
+  }
   while (!plain.empty()) {
-    size_t size = std::min(plain.size(), kMaxPayload);
+    size_t size = std::min(plain.size(), max_payload);
     const uint8_t length[kLengthSize] = {static_cast<uint8_t>(size >> 8), static_cast<uint8_t>(size & 0xFF)};
     aead_.seal(length, out);
     aead_.seal(plain.first(size), out);
@@ -181,8 +211,12 @@ void StreamEncryptor::seal(Bytes plain, std::string& out) {
 StreamDecryptor::StreamDecryptor(const Method& method, std::string master_key)
     : method_(method), master_key_(std::move(master_key)) {}
 
+StreamDecryptor::StreamDecryptor(const Method& method, std::string salt, AeadCipher established)
+    : method_(method), salt_(std::move(salt)), aead_(std::move(established)) {}
+
 size_t StreamDecryptor::next_unit_size() const {
   if (!aead_) return method_.key_size;
+  if (!request_salt_.empty()) return ss2022::response_head_size(method_) + kTagSize;
   return payload_size_ == 0 ? kSealedLengthSize : payload_size_ + kTagSize;
 }
 
@@ -192,11 +226,29 @@ Decoded StreamDecryptor::decode(Bytes in, std::span<uint8_t> out) {
   if (!aead_) {
     if (in.size() < method_.key_size) return result;
     salt_.assign(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(method_.key_size));
-    aead_.emplace(method_.cipher, derive_subkey(master_key_, bytes_of(salt_)), false);
+    aead_.emplace(method_.cipher, session_subkey(method_, master_key_, bytes_of(salt_)), false);
     result.consumed = method_.key_size;
   }
+  const size_t max_payload = method_.edition_2022 ? kMaxPayload2022 : kMaxPayload;
   for (;;) {
     Bytes rest = in.subspan(result.consumed);
+    if (!request_salt_.empty()) {
+      // SIP022 §3.1.3: the response header is also the first length chunk.
+      size_t sealed_size = ss2022::response_head_size(method_) + kTagSize;
+      if (rest.size() < sealed_size) return result;
+      uint8_t head[ss2022::kMaxResponseHeadSize];
+      if (!aead_->open(rest.first(sealed_size), head)) {
+        return fail(result, failed_, "shadowsocks 2022: the response header failed authentication (wrong key?)");
+      }
+      std::string_view reason;
+      size_t size = ss2022::check_response_head(std::span(head, sealed_size - kTagSize), request_salt_,
+                                                ss2022::unix_now(), reason);
+      if (size == 0) return fail(result, failed_, reason);
+      request_salt_.clear();
+      payload_size_ = size;
+      result.consumed += sealed_size;
+      continue;
+    }
     if (payload_size_ == 0) {
       if (rest.size() < kSealedLengthSize) return result;
       uint8_t length[kLengthSize];
@@ -204,7 +256,7 @@ Decoded StreamDecryptor::decode(Bytes in, std::span<uint8_t> out) {
         return fail(result, failed_, "shadowsocks: a chunk length failed authentication (wrong key?)");
       }
       size_t size = static_cast<size_t>(length[0]) << 8 | length[1];
-      if (size == 0 || size > kMaxPayload) return fail(result, failed_, "shadowsocks: chunk length out of 1..0x3FFF");
+      if (size == 0 || size > max_payload) return fail(result, failed_, "shadowsocks: chunk length out of range");
       payload_size_ = size;
       result.consumed += kSealedLengthSize;
       continue;
@@ -221,10 +273,11 @@ Decoded StreamDecryptor::decode(Bytes in, std::span<uint8_t> out) {
 
 Decoded StreamDecryptor::decode(Bytes in, std::string& out) {
   Decoded total;
+  const size_t max_payload = method_.edition_2022 ? kMaxPayload2022 : kMaxPayload;
   for (;;) {
     size_t start = out.size();
-    out.resize(start + kMaxPayload);
-    auto step = decode(in.subspan(total.consumed), std::span(reinterpret_cast<uint8_t*>(out.data() + start), kMaxPayload));
+    out.resize(start + max_payload);
+    auto step = decode(in.subspan(total.consumed), std::span(reinterpret_cast<uint8_t*>(out.data() + start), max_payload));
     out.resize(start + step.produced);
     total.consumed += step.consumed;
     total.produced += step.produced;
@@ -235,6 +288,25 @@ Decoded StreamDecryptor::decode(Bytes in, std::string& out) {
     }
     if (step.consumed == 0) return total;
   }
+}
+
+namespace {
+
+class AeadPacketCodec final : public PacketCodec {
+ public:
+  AeadPacketCodec(const Method& method, std::string master_key) : method_(method), key_(std::move(master_key)) {}
+  std::string seal(Bytes plain) override { return seal_packet(method_, key_, plain); }
+  std::optional<std::string> open(Bytes packet) override { return open_packet(method_, key_, packet); }
+
+ private:
+  Method method_;
+  std::string key_;
+};
+
+}  // namespace
+
+std::unique_ptr<PacketCodec> make_aead_packet_codec(const Method& method, std::string master_key) {
+  return std::make_unique<AeadPacketCodec>(method, std::move(master_key));
 }
 
 std::string seal_packet(const Method& method, std::string_view master_key, Bytes plain, Bytes salt) {

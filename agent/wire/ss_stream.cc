@@ -21,7 +21,7 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kReadChunk = 16 * 1024;
 // Plaintext sealed per write: four full chunks, so one write of a large buffer is one
 // syscall of about 64 KiB.
-constexpr size_t kMaxWrite = 4 * ss_wire::kMaxPayload;
+constexpr size_t kMaxWrite = 4 * ss_wire::kMaxPayload;  // one 2022 chunk (0xFFFF) or four SIP004 ones
 
 using common::IoResult;
 
@@ -34,7 +34,8 @@ class SsStream final : public Stream {
   SsStream(StreamPtr inner, SsStreamParts parts) {
     auto executor = inner->get_executor();
     state_ = std::make_shared<State>(std::move(inner), std::move(parts), executor);
-    if (!state_->header.empty() && state_->header_wait.count() > 0) {
+    // SIP004: the target header; SIP022: the request header chunks (with padding if alone).
+    if (state_->encryptor.first_seal_due() && state_->header_wait.count() > 0) {
       asio::co_spawn(executor, flush_header_later(state_), [](std::exception_ptr failure) {
         if (failure) spdlog::error("ss: sending the target header ended by an unexpected exception");
       });
@@ -145,10 +146,10 @@ class SsStream final : public Stream {
     size_t size = std::min(in.size(), kMaxWrite);
     std::span<const uint8_t> plain(static_cast<const uint8_t*>(in.data()), size);
     std::string sealed;
+    if (state->encryptor.first_seal_due()) state->header_timer.cancel();
     if (!state->header.empty()) {
       std::string first = std::move(state->header);
       state->header.clear();
-      state->header_timer.cancel();
       first.append(reinterpret_cast<const char*>(plain.data()), plain.size());
       state->encryptor.seal(bytes_of(first), sealed);
     } else {
@@ -163,7 +164,7 @@ class SsStream final : public Stream {
   static asio::awaitable<void> flush_header_later(std::shared_ptr<State> state) {
     state->header_timer.expires_after(state->header_wait);
     co_await state->header_timer.async_wait(kUseTuple);
-    if (state->closed || state->header.empty()) co_return;
+    if (state->closed || !state->encryptor.first_seal_due()) co_return;
     std::string sealed;
     state->encryptor.seal(bytes_of(state->header), sealed);
     state->header.clear();
