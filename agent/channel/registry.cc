@@ -1,6 +1,7 @@
 #include "agent/channel/registry.h"
 
 #include "agent/channel/h2.h"
+#include "agent/channel/kcp.h"
 #include "agent/channel/mux.h"
 #include "agent/channel/pht.h"
 #include "agent/channel/tcp.h"
@@ -50,6 +51,7 @@ constexpr ListenerEntry kListeners[] = {
     {"http2", make_http2_listener_factory},
     {"pht", make_pht_listener_factory},
     {"phts", make_phts_listener_factory},
+    {"kcp", make_kcp_listener_factory},
 };
 
 constexpr DialerEntry kDialers[] = {
@@ -67,6 +69,7 @@ constexpr DialerEntry kDialers[] = {
     {"http2", make_http2_dialer},
     {"pht", make_pht_dialer},
     {"phts", make_phts_dialer},
+    {"kcp", make_kcp_dialer},
 };
 
 template <typename Table>

@@ -122,7 +122,12 @@ TEST_P(KcpCombination, CarriesStreams) {
 
 INSTANTIATE_TEST_SUITE_P(KcpCryptCompressionFec, KcpCombination,
                          ::testing::Combine(::testing::Values("none", "aes", "salsa20", "null"), ::testing::Bool(),
-                                            ::testing::Bool()));
+                                            ::testing::Bool()),
+                         [](const auto& combination) {
+                           return std::string(std::get<0>(combination.param)) +
+                                  (std::get<1>(combination.param) ? "_snappy" : "_plain") +
+                                  (std::get<2>(combination.param) ? "_fec" : "_nofec");
+                         });
 
 // Conversations without smux, to count what the listener did.
 struct Conversations {

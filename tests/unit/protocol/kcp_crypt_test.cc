@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -166,23 +164,6 @@ TEST(KcpCryptNames, NullUnknownTwofishAndTheGostFallback) {
   EXPECT_EQ(fallback->name(), "aes");
   auto packet = unhex(kKcptunFirstPackets[0].packet);
   EXPECT_TRUE(fallback->open(packet));
-}
-
-// Not a test of correctness: prints MB/s for the report (1350-byte packets, seal then open).
-TEST(KcpCryptSpeed, SealOpenThroughput) {
-  for (const char* method : kAllMethods) {
-    absl::Status error;
-    auto crypt = make_packet_crypt(method, "speed", error);
-    std::vector<uint8_t> packet(1350, 1);
-    constexpr int kPackets = 4000;
-    auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < kPackets; ++i) {
-      crypt->seal(packet);
-      if (!crypt->open(packet)) FAIL();
-    }
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("kcp crypt %-8s seal+open %8.1f MB/s\n", method, kPackets * 1350.0 / seconds / 1e6);
-  }
 }
 
 }  // namespace

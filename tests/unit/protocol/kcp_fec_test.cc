@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -255,17 +254,16 @@ TEST(KcpFecDecoder, DuplicatesStaleAndFarOffSeqidsStayBounded) {
 }
 
 // Not a test of correctness: prints the encoder's speed for the report.
-TEST(KcpFecSpeed, EncodeThroughput) {
+// Many groups in a row: three parity packets for every ten data packets, with no group lost
+// to the SEQID arithmetic along the way.
+TEST(KcpFecEncoder, ThreeParityPacketsForEveryTenOverManyGroups) {
   std::mt19937 random(1);
   FecEncoder encoder(10, 3);
   Packet packet = data_packet(random, 1342);
-  constexpr int kPackets = 100000;
-  auto start = std::chrono::steady_clock::now();
+  constexpr int kPackets = 20000;
   size_t parity = 0;
   for (int i = 0; i < kPackets; ++i) parity += encoder.encode(packet, 0, UINT32_MAX).size();
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(parity, kPackets / 10 * 3u);
-  std::printf("kcp fec 10/3 encode %8.1f MB/s of data packets\n", kPackets * 1350.0 / seconds / 1e6);
 }
 
 }  // namespace
