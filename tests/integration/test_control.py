@@ -326,6 +326,46 @@ spec:
                          "--proxy-insecure", self.url])
         self.assertEqual(result.stdout, hello, result.stderr.decode())
 
+    def test_seed_kcp_and_ss_topology_pushed_as_resources(self):
+        # -L ss+kcp://:8338 on the exit; -L tcp://:8080 -F forward+kcp://:8338 on the edge, which
+        # then behaves as -L ss://:8080: an HTTP proxy on the edge whose chain speaks ss to it.
+        self.plane.start_agent("edge-1", "role=edge")
+        self.plane.start_agent("exit-1", "role=exit")
+        kcp_port, ss_entry, proxy_port = st.free_port("udp"), st.free_port(), st.free_port()
+        ss_auth = "auth: {username: chacha20-ietf-poly1305, password: kcp-fleet-pass}"
+        self.plane.apply(f"""kind: Service
+metadata: {{name: ss-over-kcp, placement: {{role: exit}}}}
+spec:
+  addr: "127.0.0.1:{kcp_port}"
+  handler: {{type: ss, {ss_auth}}}
+  listener: {{type: kcp, metadata: {{kcp.key: fleet-kcp-key}}}}
+---
+kind: Chain
+metadata: {{name: via-kcp}}
+spec: {{hops: [{{name: hop, nodes: [{{name: exit, addr: "127.0.0.1:{kcp_port}", connector: {{type: forward}},
+        dialer: {{type: kcp, metadata: {{kcp.key: fleet-kcp-key}}}}}}]}}]}}
+---
+kind: Service
+metadata: {{name: ss-entry, placement: {{role: edge}}}}
+spec:
+  addr: "127.0.0.1:{ss_entry}"
+  handler: {{type: tcp, chain: via-kcp}}
+  listener: {{type: tcp}}
+---
+kind: Chain
+metadata: {{name: via-ss}}
+spec: {{hops: [{{name: hop, nodes: [{{name: entry, addr: "127.0.0.1:{ss_entry}", connector: {{type: ss, {ss_auth}}},
+        dialer: {{type: tcp}}}}]}}]}}
+---
+kind: Service
+metadata: {{name: proxy, placement: {{role: edge}}}}
+spec: {{addr: "127.0.0.1:{proxy_port}", handler: {{type: http, chain: via-ss}}, listener: {{type: tcp}}}}
+""")
+        self.plane.wait_in_sync("edge-1")
+        self.plane.wait_in_sync("exit-1")
+        st.wait_tcp(proxy_port)
+        self.assertEqual(curl_via(proxy_port, self.url), b"hello through the fleet\n")
+
     def test_tokens_and_secrets(self):
         bad_token = self.tmp / "bad.token"
         bad_token.write_text("sj_nothing_real\n")
