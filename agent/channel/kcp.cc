@@ -18,7 +18,7 @@
 #include "agent/channel/tcp.h"
 #include "agent/channel/udp.h"
 #include "agent/net/resolver.h"
-#include "agent/wire/snappy_stream.h"
+#include "agent/channel/snappy_stream.h"
 #include "common/address.h"
 
 namespace strait::agent {

@@ -1,4 +1,4 @@
-#include "agent/wire/snappy_stream.h"
+#include "agent/channel/snappy_stream.h"
 
 #include <algorithm>
 #include <cstring>
