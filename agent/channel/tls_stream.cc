@@ -262,27 +262,12 @@ std::string TlsStream::remote_address() const { return core_->below->remote_addr
 std::string TlsStream::local_address() const { return core_->below->local_address(); }
 
 void TlsStream::do_read_some(asio::mutable_buffer buffer, common::IoHandler handler) {
-  auto read = [](std::shared_ptr<Core> reader, asio::mutable_buffer destination, common::IoHandler done) {
-    run(reader, std::move(done), [](std::shared_ptr<Core> core, asio::mutable_buffer into) -> asio::awaitable<IoResult> {
-      if (into.size() == 0) co_return IoResult{error_code{}, 0};
-      size_t n = 0;
-      auto [ec, result] = co_await core->drive([&] { return SSL_read_ex(core->ssl, into.data(), into.size(), &n); });
-      co_return IoResult{ec, ec ? 0 : n};
-    }(reader, destination));
-  };
-  // Nothing received yet that OpenSSL could decrypt: wait until the stream below is readable
-  // before starting, so that a read pending on an idle connection (a WebSocket or smux
-  // session reading through TLS) holds no coroutine frames and OpenSSL no read buffer.
-  if (buffer.size() > 0 && !core_->last_fill_full && !has_input()) {
-    auto slot = asio::get_associated_cancellation_slot(handler);
-    core_->below->async_wait_readable(asio::bind_cancellation_slot(
-        slot, [core = core_, buffer, read, handler = std::move(handler)](const error_code& ec) mutable {
-          if (ec) return std::move(handler)(ec, size_t{0});
-          read(std::move(core), buffer, std::move(handler));
-        }));
-    return;
-  }
-  read(core_, buffer, std::move(handler));
+  run(core_, std::move(handler), [](std::shared_ptr<Core> core, asio::mutable_buffer into) -> asio::awaitable<IoResult> {
+    if (into.size() == 0) co_return IoResult{error_code{}, 0};
+    size_t n = 0;
+    auto [ec, result] = co_await core->drive([&] { return SSL_read_ex(core->ssl, into.data(), into.size(), &n); });
+    co_return IoResult{ec, ec ? 0 : n};
+  }(core_, buffer));
 }
 
 void TlsStream::do_write_some(asio::const_buffer buffer, common::IoHandler handler) {
@@ -323,12 +308,8 @@ void TlsStream::write_some_gathered(std::span<const asio::const_buffer> buffers,
   }(core_, gathered));
 }
 
-bool TlsStream::has_input() const {
-  return SSL_pending(core_->ssl) > 0 || core_->in_begin < core_->in_end || core_->below_eof;
-}
-
 void TlsStream::do_wait_readable(common::WaitHandler handler) {
-  if (has_input()) {
+  if (SSL_pending(core_->ssl) > 0 || core_->in_begin < core_->in_end || core_->below_eof) {
     asio::post(get_executor(), [handler = std::move(handler)]() mutable { std::move(handler)(error_code{}); });
     return;
   }

@@ -46,8 +46,6 @@ class TlsStream final : public Stream {
   void do_wait_readable(common::WaitHandler handler) override;
 
  private:
-  // Bytes OpenSSL can give or has yet to decrypt, or the end below: a read need not wait.
-  bool has_input() const;
   struct Gathered {
     std::array<asio::const_buffer, 4> items;
     size_t count = 0;
