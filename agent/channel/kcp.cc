@@ -17,7 +17,6 @@
 #include "agent/channel/mux.h"
 #include "agent/channel/tcp.h"
 #include "agent/channel/udp.h"
-#include "agent/net/resolver.h"
 #include "agent/channel/snappy_stream.h"
 #include "common/address.h"
 
@@ -240,18 +239,12 @@ class KcpConversationDialer final : public Dialer {
 
   asio::awaitable<Result<StreamPtr>> dial(asio::any_io_executor executor, const std::string& address,
                                           Network /*network*/, const DialOptions& options) override {
-    auto target = common::parse_host_port(address);
-    if (!target.ok()) co_return asio::error::invalid_argument;
-    auto addresses = co_await Resolver::shared().resolve(target->host, AddressFamily::kAny,
-                                                         std::chrono::steady_clock::now() + options.timeout);
-    if (!addresses) co_return addresses.error();
-    udp::endpoint endpoint(addresses->front(), target->port);
-    udp::socket udp_socket(executor);
-    error_code ec;
-    udp_socket.open(endpoint.protocol(), ec);
-    if (!ec) udp_socket.connect(endpoint, ec);
-    if (ec) co_return ec;
+    auto connected = co_await connect_udp_socket(executor, address, options.timeout);
+    if (!connected) co_return connected.error();
+    udp::socket udp_socket = std::move(*connected);
     KcpSocket::tune(udp_socket, config_.socket_buffer, config_.dscp);
+    error_code ec;
+    udp::endpoint endpoint = udp_socket.remote_endpoint(ec);
     std::string local = endpoint_string(udp_socket.local_endpoint(ec));
     auto socket = std::make_shared<KcpSocket>(std::move(udp_socket), kDialerSendQueue);
     auto sink = [weak = std::weak_ptr<KcpSocket>(socket)](std::span<const uint8_t> packet) {

@@ -404,22 +404,29 @@ class UdpDialer final : public Dialer {
   // hop, which the router dials with Network::kTcp whatever the target's network.
   asio::awaitable<Result<StreamPtr>> dial(asio::any_io_executor executor, const std::string& address,
                                           Network /*network*/, const DialOptions& options) override {
-    auto target = common::parse_host_port(address);
-    if (!target.ok()) co_return asio::error::invalid_argument;
-    auto addresses = co_await Resolver::shared().resolve(target->host, AddressFamily::kAny,
-                                                         std::chrono::steady_clock::now() + options.timeout);
-    if (!addresses) co_return addresses.error();
-    udp::endpoint endpoint(addresses->front(), target->port);
-    udp::socket socket(executor);
-    error_code ec;
-    socket.open(endpoint.protocol(), ec);
-    if (!ec) socket.connect(endpoint, ec);
-    if (ec) co_return ec;
-    co_return StreamPtr(std::make_unique<UdpStream>(std::move(socket)));
+    auto socket = co_await connect_udp_socket(std::move(executor), address, options.timeout);
+    if (!socket) co_return socket.error();
+    co_return StreamPtr(std::make_unique<UdpStream>(std::move(*socket)));
   }
 };
 
 }  // namespace
+
+asio::awaitable<Result<udp::socket>> connect_udp_socket(asio::any_io_executor executor, const std::string& address,
+                                                        std::chrono::nanoseconds timeout) {
+  auto target = common::parse_host_port(address);
+  if (!target.ok()) co_return asio::error::invalid_argument;
+  auto addresses = co_await Resolver::shared().resolve(target->host, AddressFamily::kAny,
+                                                       std::chrono::steady_clock::now() + timeout);
+  if (!addresses) co_return addresses.error();
+  udp::endpoint endpoint(addresses->front(), target->port);
+  udp::socket socket(executor);
+  error_code ec;
+  socket.open(endpoint.protocol(), ec);
+  if (!ec) socket.connect(endpoint, ec);
+  if (ec) co_return ec;
+  co_return socket;
+}
 
 std::unique_ptr<ListenerFactory> make_udp_listener_factory() { return std::make_unique<UdpListenerFactory>(); }
 std::unique_ptr<Dialer> make_udp_dialer() { return std::make_unique<UdpDialer>(); }
