@@ -30,10 +30,6 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kListenerSendQueue = 4096;
 constexpr size_t kDialerSendQueue = 1024;
 
-std::string endpoint_string(const udp::endpoint& endpoint) {
-  return endpoint_to_string(asio::ip::tcp::endpoint(endpoint.address(), endpoint.port()));
-}
-
 std::shared_ptr<kcp::PacketCrypt> make_crypt(const KcpConfig& config) {
   absl::Status ignored;  // the name passed parse_kcp_config
   return make_packet_crypt_with_key(config.crypt, config.derived_key, ignored, kcp::UnknownCrypt::kUseAes);
@@ -54,7 +50,7 @@ class KcpListenerState : public std::enable_shared_from_this<KcpListenerState> {
         wakeup_(socket_->socket().get_executor()),
         backlog_(backlog) {
     error_code ec;
-    local_ = endpoint_string(socket_->socket().local_endpoint(ec));
+    local_ = endpoint_to_string(socket_->socket().local_endpoint(ec));
   }
 
   void start() {
@@ -120,7 +116,7 @@ class KcpListenerState : public std::enable_shared_from_this<KcpListenerState> {
       if (auto socket = weak_socket.lock()) socket->send(packet, &from);
     };
     auto session = KcpSession::create(timers_, *config_, crypt_, *conversation, std::move(sink),
-                                      endpoint_string(from), local_);
+                                      endpoint_to_string(from), local_);
     session->on_end([weak = weak_from_this(), from, raw = session.get()] {
       auto self = weak.lock();
       if (!self) return;
@@ -142,7 +138,7 @@ class KcpListenerState : public std::enable_shared_from_this<KcpListenerState> {
     auto now = std::chrono::steady_clock::now();
     if (now < next_report_) return;
     spdlog::warn("kcp {}: {} reached ({} conversations, {} waiting): dropped {} datagrams from new peers (last {})",
-                 local_, limit, sessions_.size(), accept_queue_.size(), refused_since_report_, endpoint_string(from));
+                 local_, limit, sessions_.size(), accept_queue_.size(), refused_since_report_, endpoint_to_string(from));
     refused_since_report_ = 0;
     next_report_ = now + std::chrono::seconds(1);
   }
@@ -245,13 +241,13 @@ class KcpConversationDialer final : public Dialer {
     KcpSocket::tune(udp_socket, config_.socket_buffer, config_.dscp);
     error_code ec;
     udp::endpoint endpoint = udp_socket.remote_endpoint(ec);
-    std::string local = endpoint_string(udp_socket.local_endpoint(ec));
+    std::string local = endpoint_to_string(udp_socket.local_endpoint(ec));
     auto socket = std::make_shared<KcpSocket>(std::move(udp_socket), kDialerSendQueue);
     auto sink = [weak = std::weak_ptr<KcpSocket>(socket)](std::span<const uint8_t> packet) {
       if (auto alive = weak.lock()) alive->send(packet, nullptr);
     };
     auto session = KcpSession::create(std::make_shared<KcpTimers>(executor), config_, make_crypt(config_),
-                                      random_conversation(), std::move(sink), endpoint_string(endpoint), local);
+                                      random_conversation(), std::move(sink), endpoint_to_string(endpoint), local);
     // The session owns its socket: it closes when the session ends.
     session->on_end([socket] { socket->close(); });
     socket->start([weak = std::weak_ptr<KcpSession>(session)](std::span<uint8_t> datagram, const udp::endpoint&) {

@@ -31,10 +31,6 @@ constexpr size_t kMaxDatagram = 65536;
 // dropped, as a UDP socket buffer would, so one slow session cannot take the memory.
 constexpr size_t kSessionQueueLimit = 256;
 
-std::string udp_endpoint_string(const udp::endpoint& endpoint) {
-  return endpoint_to_string(asio::ip::tcp::endpoint(endpoint.address(), endpoint.port()));
-}
-
 class UdpListenerState;
 
 // One client of a udp listener. Lives on the listener's worker thread only.
@@ -142,7 +138,7 @@ class UdpListenerState : public std::enable_shared_from_this<UdpListenerState> {
     error_code ec;
     spdlog::warn("udp {}: {} sessions waiting to be served, the backlog: dropped {} datagrams from new clients (last "
                  "from {})",
-                 socket_.local_endpoint(ec).port(), backlog_, backlog_drops_, udp_endpoint_string(peer));
+                 socket_.local_endpoint(ec).port(), backlog_, backlog_drops_, endpoint_to_string(peer));
     backlog_drops_ = 0;
     next_drop_report_ = now + std::chrono::seconds(1);
   }
@@ -176,11 +172,11 @@ class UdpSessionStream final : public Stream {
     listener_->forget(session_);
     session_->abort_pending(get_executor());
   }
-  std::string remote_address() const override { return udp_endpoint_string(session_->peer); }
+  std::string remote_address() const override { return endpoint_to_string(session_->peer); }
   std::string local_address() const override {
     error_code ec;
     auto endpoint = listener_->socket().local_endpoint(ec);
-    return ec ? std::string("?") : udp_endpoint_string(endpoint);
+    return ec ? std::string("?") : endpoint_to_string(endpoint);
   }
   bool is_datagram() const override { return true; }
 
@@ -374,12 +370,12 @@ class UdpStream final : public Stream {
   std::string remote_address() const override {
     error_code ec;
     auto endpoint = socket_.remote_endpoint(ec);
-    return ec ? std::string("?") : udp_endpoint_string(endpoint);
+    return ec ? std::string("?") : endpoint_to_string(endpoint);
   }
   std::string local_address() const override {
     error_code ec;
     auto endpoint = socket_.local_endpoint(ec);
-    return ec ? std::string("?") : udp_endpoint_string(endpoint);
+    return ec ? std::string("?") : endpoint_to_string(endpoint);
   }
   bool is_datagram() const override { return true; }
 
@@ -411,6 +407,10 @@ class UdpDialer final : public Dialer {
 };
 
 }  // namespace
+
+std::string endpoint_to_string(const udp::endpoint& endpoint) {
+  return endpoint_to_string(asio::ip::tcp::endpoint(endpoint.address(), endpoint.port()));
+}
 
 asio::awaitable<Result<udp::socket>> connect_udp_socket(asio::any_io_executor executor, const std::string& address,
                                                         std::chrono::nanoseconds timeout) {

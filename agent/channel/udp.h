@@ -15,6 +15,9 @@ std::unique_ptr<ListenerFactory> make_udp_listener_factory();
 // udp dialer: a connected UDP socket as a datagram Stream.
 std::unique_ptr<Dialer> make_udp_dialer();
 
+// "host:port" of a UDP endpoint, IPv6 hosts in brackets, as endpoint_to_string for TCP.
+std::string endpoint_to_string(const asio::ip::udp::endpoint& endpoint);
+
 // A UDP socket connected to `address` (host:port), the host resolved within `timeout`; what
 // the udp and kcp dialers start from.
 asio::awaitable<Result<asio::ip::udp::socket>> connect_udp_socket(asio::any_io_executor executor,
