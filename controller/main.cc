@@ -38,6 +38,8 @@ struct Options {
   std::string tls_key;
   std::vector<std::string> tls_names;
   std::string admin_token_file;
+  std::string bootstrap_token_file;
+  std::string ca_dir;
   std::string store = "sqlite";
   int coalesce_ms = 20;
   std::string agent_cert_ttl = "720h";
@@ -108,6 +110,23 @@ absl::Status ensure_bootstrap_token(const std::string& path, Credentials& creden
   return absl::OkStatus();
 }
 
+// The bootstrap join token chosen by the operator (a mounted Kubernetes Secret): registered
+// on first sight and left alone after, so rotating it means writing another one.
+absl::Status import_bootstrap_token(const std::string& path, Credentials& credentials, int64_t ttl_seconds,
+                                    const std::map<std::string, std::string>& grants) {
+  auto secret = read_secret(path);
+  if (!secret.ok()) return secret.status();
+  auto id = credentials.import_join_token(*secret, "bootstrap from " + path, ttl_seconds, grants);
+  if (!id.ok()) return absl::InvalidArgumentError(strait::common::str_cat("--bootstrap-token-file ", path, ": ",
+                                                                          id.status().message()));
+  if (credentials.join_token("Bearer " + *secret)) {
+    spdlog::info("bootstrap join token {} from {}", *id, path);
+  } else {
+    spdlog::warn("the bootstrap join token in {} ({}) has expired; write another one there", path, *id);
+  }
+  return absl::OkStatus();
+}
+
 int run(const Options& options) {
   std::error_code fs_error;
   std::filesystem::create_directories(options.data_dir, fs_error);
@@ -146,7 +165,8 @@ int run(const Options& options) {
     return kExitUsage;
   }
   bool created_ca = false;
-  auto authority = CertificateAuthority::load_or_create(options.data_dir, created_ca);
+  auto authority =
+      CertificateAuthority::load_or_create(options.ca_dir.empty() ? options.data_dir : options.ca_dir, created_ca);
   if (!authority.ok()) {
     std::cerr << "strait-controller: " << authority.status().message() << "\n";
     return kExitUsage;
@@ -167,9 +187,12 @@ int run(const Options& options) {
   }
   ControllerMetrics metrics;
   Credentials credentials(**store, *admin_token);
-  std::string join_token_path = options.data_dir + "/join.token";
-  if (auto status = ensure_bootstrap_token(join_token_path, credentials, bootstrap_ttl->count(), *grants);
-      !status.ok()) {
+  std::string join_token_path =
+      options.bootstrap_token_file.empty() ? options.data_dir + "/join.token" : options.bootstrap_token_file;
+  auto bootstrap = options.bootstrap_token_file.empty()
+                       ? ensure_bootstrap_token(join_token_path, credentials, bootstrap_ttl->count(), *grants)
+                       : import_bootstrap_token(join_token_path, credentials, bootstrap_ttl->count(), *grants);
+  if (auto status = bootstrap; !status.ok()) {
     std::cerr << "strait-controller: " << status.message() << "\n";
     return kExitRuntime;
   }
@@ -258,6 +281,11 @@ int main(int argc, char** argv) {
   app.add_option("--tls-san", options.tls_names, "extra DNS name or IP for the issued server certificate")
       ->delimiter(',');
   app.add_option("--admin-token-file", options.admin_token_file, "admin token file (default: <data-dir>/admin.token)");
+  app.add_option("--bootstrap-token-file", options.bootstrap_token_file,
+                 "join token chosen by the operator (e.g. a mounted Secret), registered if new "
+                 "(default: one is made in <data-dir>/join.token)");
+  app.add_option("--ca-dir", options.ca_dir,
+                 "where ca.pem and ca.key live, made there if absent (default: the data dir)");
   app.add_option("--store", options.store, "sqlite (embedded)")->capture_default_str();
   app.add_option("--coalesce-ms", options.coalesce_ms, "changes this close together go out as one push")
       ->capture_default_str()->check(CLI::Range(0, 10000));

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -25,6 +26,9 @@ std::string to_hex(const unsigned char* data, size_t size) {
   }
   return out;
 }
+
+constexpr size_t kMinimumImportedSecret = 32;
+constexpr size_t kMaximumSecret = 256;
 
 int64_t now_unix() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -53,15 +57,18 @@ std::string sha256_hex(std::string_view data) {
   return to_hex(digest, size);
 }
 
-absl::StatusOr<std::string> load_or_create_secret(const std::string& path) {
+absl::StatusOr<std::string> read_secret(const std::string& path) {
   std::ifstream existing(path);
-  if (existing) {
-    std::stringstream contents;
-    contents << existing.rdbuf();
-    std::string secret(common::strip_whitespace(contents.str()));
-    if (secret.empty()) return absl::InvalidArgumentError(common::str_cat(path, " is empty"));
-    return secret;
-  }
+  if (!existing) return absl::NotFoundError(common::str_cat("cannot read ", path));
+  std::stringstream contents;
+  contents << existing.rdbuf();
+  std::string secret(common::strip_whitespace(contents.str()));
+  if (secret.empty()) return absl::InvalidArgumentError(common::str_cat(path, " is empty"));
+  return secret;
+}
+
+absl::StatusOr<std::string> load_or_create_secret(const std::string& path) {
+  if (std::filesystem::exists(path)) return read_secret(path);
   std::string secret = random_hex(24);
   mode_t previous = ::umask(077);
   std::ofstream out(path);
@@ -82,14 +89,15 @@ bool Credentials::admin_allowed(std::string_view authorization) const {
 
 std::optional<JoinToken> Credentials::join_token(std::string_view authorization) const {
   std::string_view token = bearer_token(authorization);
-  if (token.empty() || token.size() > 256) return std::nullopt;
+  if (token.empty() || token.size() > kMaximumSecret) return std::nullopt;
   auto found = store_.find_token(sha256_hex(token), now_unix());
   if (!found.ok()) return std::nullopt;
   return *found;
 }
 
-absl::StatusOr<admin::v1::CreateTokenResponse> Credentials::create_join_token(
-    const std::string& description, int64_t ttl_seconds, const std::map<std::string, std::string>& grants) {
+absl::StatusOr<JoinToken> Credentials::store_join_token(const std::string& id, const std::string& secret,
+                                                        const std::string& description, int64_t ttl_seconds,
+                                                        const std::map<std::string, std::string>& grants) {
   if (ttl_seconds < 0) return absl::InvalidArgumentError("ttl_seconds: a token's TTL cannot be negative");
   if (description.size() > 256) return absl::InvalidArgumentError("description: longer than 256 bytes");
   google::protobuf::Map<std::string, std::string> checked;
@@ -97,18 +105,48 @@ absl::StatusOr<admin::v1::CreateTokenResponse> Credentials::create_join_token(
   if (auto status = check_labels(checked, "labels"); !status.ok()) return status;
   JoinToken token;
   token.grants = grants;
-  token.id = random_hex(4);
-  std::string secret = common::str_cat("sj_", token.id, "_", random_hex(20));
+  token.id = id;
   token.secret_hash = sha256_hex(secret);
   token.description = description;
   token.created_unix = now_unix();
   token.expires_unix = ttl_seconds > 0 ? token.created_unix + ttl_seconds : 0;
   if (auto status = store_.put_token(token); !status.ok()) return status;
+  return token;
+}
+
+absl::StatusOr<admin::v1::CreateTokenResponse> Credentials::create_join_token(
+    const std::string& description, int64_t ttl_seconds, const std::map<std::string, std::string>& grants) {
+  std::string id = random_hex(4);
+  std::string secret = common::str_cat("sj_", id, "_", random_hex(20));
+  auto token = store_join_token(id, secret, description, ttl_seconds, grants);
+  if (!token.ok()) return token.status();
   admin::v1::CreateTokenResponse response;
   response.set_token(secret);
-  response.set_id(token.id);
-  response.set_expires_unix(token.expires_unix);
+  response.set_id(token->id);
+  response.set_expires_unix(token->expires_unix);
   return response;
+}
+
+absl::StatusOr<std::string> Credentials::import_join_token(const std::string& secret, const std::string& description,
+                                                           int64_t ttl_seconds,
+                                                           const std::map<std::string, std::string>& grants) {
+  // As strong as a generated token's 160 random bits when written in base 62 or hex.
+  if (secret.size() < kMinimumImportedSecret || secret.size() > kMaximumSecret) {
+    return absl::InvalidArgumentError(common::str_cat("join token: ", secret.size(), " characters; it must have ",
+                                                      kMinimumImportedSecret, " to ", kMaximumSecret));
+  }
+  for (char c : secret) {
+    if (c <= ' ' || c > '~') return absl::InvalidArgumentError("join token: only printable ASCII without spaces");
+  }
+  auto tokens = store_.list_tokens();
+  if (!tokens.ok()) return tokens.status();
+  std::string hash = sha256_hex(secret);
+  for (const auto& token : *tokens) {
+    if (token.secret_hash == hash) return token.id;
+  }
+  auto token = store_join_token(random_hex(4), secret, description, ttl_seconds, grants);
+  if (!token.ok()) return token.status();
+  return token->id;
 }
 
 }  // namespace strait::controller

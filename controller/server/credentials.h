@@ -24,8 +24,17 @@ class Credentials {
   // `grants`: labels the token may grant ("*" for any value of a key), checked here.
   absl::StatusOr<admin::v1::CreateTokenResponse> create_join_token(const std::string& description, int64_t ttl_seconds,
                                                                    const std::map<std::string, std::string>& grants);
+  // Registers `secret`, chosen by the operator (a Kubernetes Secret, say), as a join token
+  // unless a token with that secret exists already, expired or not: a restart must not renew
+  // an expired one. Returns the token's id.
+  absl::StatusOr<std::string> import_join_token(const std::string& secret, const std::string& description,
+                                                int64_t ttl_seconds, const std::map<std::string, std::string>& grants);
 
  private:
+  absl::StatusOr<JoinToken> store_join_token(const std::string& id, const std::string& secret,
+                                             const std::string& description, int64_t ttl_seconds,
+                                             const std::map<std::string, std::string>& grants);
+
   Store& store_;
   std::string admin_token_;
 };
@@ -37,6 +46,9 @@ std::string_view bearer_token(std::string_view authorization);
 std::string random_hex(size_t bytes);
 std::string sha256_hex(std::string_view data);
 
+// The secret in the file at `path`, without surrounding whitespace; an error when it is
+// missing or empty.
+absl::StatusOr<std::string> read_secret(const std::string& path);
 // Reads a secret from `path`, or creates it (random, mode 0600) when the file does not exist.
 absl::StatusOr<std::string> load_or_create_secret(const std::string& path);
 

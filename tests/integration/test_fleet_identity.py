@@ -73,6 +73,46 @@ class FleetIdentityTest(st.StraitTestCase):
         self.assertGreaterEqual(len(delays), 2)
         self.assertGreater(delays[-1], 500, "a refused agent backs off")
 
+    def test_a_ca_and_bootstrap_token_the_operator_provides(self):
+        # As a Helm chart mounts them: an RSA CA made elsewhere (Helm's genCA makes RSA) and a
+        # token chosen by the operator, both read-only.
+        ca_dir = self.tmp / "ca"
+        ca_dir.mkdir()
+        st.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=strait-ca",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,digitalSignature",
+                "-keyout", ca_dir / "ca.key", "-out", ca_dir / "ca.pem"], check=True)
+        token_file = self.tmp / "bootstrap-token"
+        token_file.write_text("sj_ChosenByTheOperatorInASecret0123456789\n")
+        for path in (ca_dir / "ca.key", ca_dir / "ca.pem", token_file):
+            path.chmod(0o400)
+        ca_dir.chmod(0o500)
+        plane = cp.ControlPlane(self, ca_dir=ca_dir, bootstrap_token_file=token_file)
+        self.assertFalse((plane.data_dir / "ca.key").exists())
+        self.assertFalse((plane.data_dir / "join.token").exists())
+        plane.process.wait_log(r"bootstrap join token [0-9a-f]{8} from ")
+        port = st.free_port()
+        agent = plane.start_agent("edge-1", "role=edge")
+        plane.apply(cp.service_yaml("entry", port))
+        plane.wait_in_sync("edge-1")
+        agent.wait_tcp(port)
+        agent_certificate = st.run(["openssl", "verify", "-CAfile", ca_dir / "ca.pem",
+                                    self.tmp / "state-edge-1" / "identity.pem"])
+        self.assertEqual(agent_certificate.returncode, 0, agent_certificate.stdout + agent_certificate.stderr)
+        # A restart finds the token it registered and adds none.
+        plane.stop()
+        plane.start()
+        self.assertEqual(len(re.findall(r"^\S+\s+bootstrap from ", plane.ctl("token", "list").stdout, re.M)), 1)
+        # A token too short to be safe stops the controller, naming the flag.
+        token_file.chmod(0o600)
+        token_file.write_text("short\n")
+        plane.stop()
+        refused = st.run([cp.controller_path(), "--data-dir", plane.data_dir, "--ca-dir", ca_dir,
+                          "--bootstrap-token-file", token_file, "--listen-agents", "127.0.0.1:0",
+                          "--listen-admin", "127.0.0.1:0", "--listen-http", "127.0.0.1:0"])
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn(b"--bootstrap-token-file", refused.stderr)
+        self.assertIn(b"32 to 256", refused.stderr)
+
     def test_token_expiry_and_deletion(self):
         plane = self.plane()
         short = plane.create_token("--ttl", "1s", "--labels", "role=edge")

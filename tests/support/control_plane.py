@@ -26,8 +26,17 @@ def straitctl_path() -> Path:
 class ControlPlane:
     """One strait-controller with its data dir under the test's temp dir."""
 
-    def __init__(self, case: st.StraitTestCase, name: str = "controller", extra_args=()):
+    def __init__(self, case: st.StraitTestCase, name: str = "controller", extra_args=(), ca_dir=None,
+                 bootstrap_token_file=None):
+        """`ca_dir`, `bootstrap_token_file`: given to the controller as Kubernetes mounts them,
+        instead of the ones it makes in its data dir."""
         self.case = case
+        self.ca_dir = ca_dir
+        self.bootstrap_token_file = bootstrap_token_file
+        if ca_dir:
+            extra_args = ["--ca-dir", ca_dir, *extra_args]
+        if bootstrap_token_file:
+            extra_args = ["--bootstrap-token-file", bootstrap_token_file, *extra_args]
         # The bootstrap token may grant any role, as an operator's first token often does.
         self.extra_args = ["--bootstrap-token-labels", "role=*", *extra_args]
         self.data_dir = case.tmp / f"{name}-data"
@@ -57,7 +66,7 @@ class ControlPlane:
 
     @property
     def ca_file(self) -> Path:
-        return self.data_dir / "ca.pem"
+        return Path(self.ca_dir or self.data_dir) / "ca.pem"
 
     @property
     def admin_token_file(self) -> Path:
@@ -65,7 +74,7 @@ class ControlPlane:
 
     @property
     def join_token_file(self) -> Path:
-        return self.data_dir / "join.token"
+        return Path(self.bootstrap_token_file or self.data_dir / "join.token")
 
     def ctl(self, *args, input_text: str = None, token_file=None, check: bool = True):
         """Runs straitctl against this controller; returns the CompletedProcess (text)."""
