@@ -4,7 +4,8 @@
 # them role=edge and role=exit (each gets a certificate from the controller's CA), and the
 # demo topology of deploy/demo/fleet.yaml applied with straitctl: an HTTP proxy on the edge
 # agent (127.0.0.1:8080) chained through a relay+wss service on the exit agent (127.0.0.1:8420)
-# to a demo web page on 127.0.0.1:8000. Ctrl-C stops everything.
+# to a demo web page on 127.0.0.1:8000, and a SOCKS5 proxy on the edge (127.0.0.1:1080) chained
+# through Shadowsocks over KCP on the exit agent (UDP 127.0.0.1:8338). Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -55,6 +56,7 @@ cat <<TRY
 The fleet is up (logs in $work). From another terminal:
 
   curl -x http://127.0.0.1:8080 http://127.0.0.1:8000/    # edge HTTP proxy -> relay over wss -> exit -> page
+  curl -x socks5h://127.0.0.1:1080 http://127.0.0.1:8000/ # edge SOCKS5 -> ss over KCP (UDP) -> exit -> page
 
   export STRAIT_CONTROLLER=127.0.0.1:7771 STRAIT_CA_FILE=$work/controller/ca.pem
   export STRAIT_TOKEN_FILE=$work/controller/admin.token

@@ -247,21 +247,28 @@ class ControlPlaneTest(st.StraitTestCase):
         restarted.wait_tcp(new_port, timeout=20)
 
     def test_demo_fleet_of_the_quick_start(self):
-        edge_port, exit_port = st.free_port(), st.free_port()
+        ports = {"127.0.0.1:8080": st.free_port(), "127.0.0.1:8420": st.free_port(),
+                 "127.0.0.1:1080": st.free_port(), "127.0.0.1:8338": st.free_port("udp")}
         fleet = (st.REPO_ROOT / "deploy" / "demo" / "fleet.yaml").read_text()
-        fleet = fleet.replace("127.0.0.1:8080", f"127.0.0.1:{edge_port}").replace("127.0.0.1:8420",
-                                                                                  f"127.0.0.1:{exit_port}")
+        for address, port in ports.items():
+            self.assertIn(address, fleet)
+            fleet = fleet.replace(address, f"127.0.0.1:{port}")
         self.plane.start_agent("edge-1", "role=edge")
         exit_agent = self.plane.start_agent("exit-1", "role=exit")
         out = self.plane.apply(fleet)
         # Referenced kinds go first, whatever the file's order.
-        self.assertEqual(out.split(), ["chain/via-exit", "created", "service/edge-http", "created",
-                                       "service/exit-relay", "created"])
+        self.assertEqual(out.split(), ["chain/via-exit", "created", "chain/via-exit-kcp", "created",
+                                       "service/edge-http", "created", "service/exit-relay", "created",
+                                       "service/edge-socks", "created", "service/exit-ss-kcp", "created"])
         self.plane.wait_in_sync("edge-1")
         self.plane.wait_in_sync("exit-1")
-        st.wait_tcp(edge_port)
-        self.assertEqual(curl_via(edge_port, self.url), b"hello through the fleet\n")
+        st.wait_tcp(ports["127.0.0.1:8080"])
+        self.assertEqual(curl_via(ports["127.0.0.1:8080"], self.url), b"hello through the fleet\n")
         exit_agent.wait_log(rf"-> 127\.0\.0\.1:{self.origin_server.port}: closed")
+        st.wait_tcp(ports["127.0.0.1:1080"])
+        socks = st.run(["curl", "-sS", "--max-time", CURL_TIMEOUT, "-x", f"socks5h://127.0.0.1:{ports['127.0.0.1:1080']}",
+                        self.url])
+        self.assertEqual(socks.stdout, b"hello through the fleet\n", socks.stderr)
 
     def test_seed_channel_topologies_pushed_as_resources(self):
         # The seed's relay+wss forward pair and its tls:// + forward+tls pair, as resources.
