@@ -135,10 +135,38 @@ def container(workload, name):
     raise AssertionError(f"no container {name} in {workload['metadata']['name']}")
 
 
+# What the fake API server says it serves: the kinds a default render holds (Helm 4 maps each
+# rendered object to its resource before a server-side dry run).
+FAKE_RESOURCES = {
+    "v1": [("secrets", "Secret"), ("services", "Service"), ("serviceaccounts", "ServiceAccount")],
+    "apps/v1": [("statefulsets", "StatefulSet")],
+    "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget")],
+}
+
+
+def _discovery(path):
+    """The legacy discovery documents of FAKE_RESOURCES, or None."""
+    groups = [version for version in FAKE_RESOURCES if "/" in version]
+    if path == "/version":
+        return {"major": "1", "minor": "33", "gitVersion": "v1.33.0"}
+    if path == "/api":
+        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+    if path == "/apis":
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": gv.split("/")[0], "versions": [{"groupVersion": gv, "version": gv.split("/")[1]}],
+             "preferredVersion": {"groupVersion": gv, "version": gv.split("/")[1]}} for gv in groups]}
+    for group_version, resources in FAKE_RESOURCES.items():
+        if path == ("/api/" if group_version == "v1" else "/apis/") + group_version:
+            return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": [
+                {"name": name, "singularName": kind.lower(), "namespaced": True, "kind": kind,
+                 "verbs": ["get", "list", "create"]} for name, kind in resources]}
+    return None
+
+
 class FakeApiServer:
-    """Answers the requests Helm's `lookup` makes (discovery of v1, GET of one Secret) from
-    `secrets` ({name: {key: decoded value}}) in namespace `namespace`; 404 for anything else.
-    Records every path asked for in `requests`."""
+    """Answers the requests Helm's `lookup` makes (discovery, GET of one Secret) from `secrets`
+    ({name: {key: decoded value}}) in namespace `namespace`; 404 for anything else. Records
+    every path asked for in `requests`."""
 
     def __init__(self, namespace: str, secrets: dict):
         self.requests = []
@@ -149,14 +177,14 @@ class FakeApiServer:
             def do_GET(self):  # noqa: N802 (http.server's name)
                 path = self.path.split("?")[0]
                 server.requests.append(path)
-                body = None
-                if path == "/api/v1":
-                    body = {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": [
-                        {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
-                         "verbs": ["get", "list"]}]}
-                elif path.startswith(prefix) and path[len(prefix):] in secrets:
+                body = _discovery(path)
+                if path.startswith(prefix) and path[len(prefix):] in secrets:
                     name = path[len(prefix):]
-                    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
+                    # Owned by release "r", as the first install left it (Helm 4 checks).
+                    metadata = {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                                "annotations": {"meta.helm.sh/release-name": "r",
+                                                "meta.helm.sh/release-namespace": namespace}}
+                    body = {"apiVersion": "v1", "kind": "Secret", "metadata": metadata,
                             "data": {key: base64.b64encode(value.encode()).decode()
                                      for key, value in secrets[name].items()}}
                 status = 200 if body else 404

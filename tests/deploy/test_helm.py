@@ -244,35 +244,44 @@ class SecretsTest(unittest.TestCase):
 
 
 class LookupTest(unittest.TestCase):
-    """`helm upgrade` renders with `lookup` against the cluster: a fake API server plays it."""
+    """`helm upgrade` renders with `lookup` against the cluster: a fake API server plays it,
+    for Helm 3 and Helm 4 (which also maps every object and checks who owns the Secrets)."""
 
     def render_against(self, secrets):
-        server = cs.FakeApiServer("ns", secrets)
-        self.addCleanup(server.close)
-        rendered = cs.render(extra=["--dry-run=server", "--kubeconfig", str(server.kubeconfig)])
-        return rendered, server
+        """[(helm name, rendered, server)] for each Helm."""
+        out = []
+        for helm in (cs.tools().helm, cs.tools().helm4):
+            server = cs.FakeApiServer("ns", secrets)
+            self.addCleanup(server.close)
+            # The fake serves no OpenAPI documents; k8s_validate.cjs checks the objects.
+            out.append((helm.name, cs.render(helm=helm, extra=["--dry-run=server", "--disable-openapi-validation",
+                                                                "--kubeconfig", str(server.kubeconfig)]), server))
+        return out
 
     def test_existing_secrets_are_reused_as_they_are(self):
         held = {"r-strait-admin-token": {"token": "admin-token-from-the-first-install"},
                 "r-strait-join-token": {"token": "sj_join-token-from-the-first-install-0123"},
                 "r-strait-ca": {"tls.crt": "CERT FROM FIRST INSTALL", "tls.key": "KEY FROM FIRST INSTALL"}}
-        rendered, server = self.render_against(held)
-        self.assertEqual(cs.secret_values(rendered.documents),
-                         {f"{name}/{key}": value for name, data in held.items() for key, value in data.items()})
-        for name in held:
-            self.assertIn(f"/api/v1/namespaces/ns/secrets/{name}", server.requests)
+        for helm, rendered, server in self.render_against(held):
+            with self.subTest(helm=helm):
+                self.assertEqual(cs.secret_values(rendered.documents),
+                                 {f"{name}/{key}": value for name, data in held.items() for key, value in data.items()})
+                for name in held:
+                    self.assertIn(f"/api/v1/namespaces/ns/secrets/{name}", server.requests)
 
     def test_nothing_held_means_new_secrets(self):
-        rendered, server = self.render_against({})
-        values = cs.secret_values(rendered.documents)
-        self.assertRegex(values["r-strait-join-token/token"], r"^sj_")
-        self.assertIn("/api/v1/namespaces/ns/secrets/r-strait-ca", server.requests)
+        for helm, rendered, server in self.render_against({}):
+            with self.subTest(helm=helm):
+                values = cs.secret_values(rendered.documents)
+                self.assertRegex(values["r-strait-join-token/token"], r"^sj_")
+                self.assertIn("/api/v1/namespaces/ns/secrets/r-strait-ca", server.requests)
 
     def test_a_ca_without_its_key_is_replaced_whole(self):
-        rendered, _ = self.render_against({"r-strait-ca": {"tls.crt": "ORPHANED CERT"}})
-        values = cs.secret_values(rendered.documents)
-        self.assertIn("BEGIN CERTIFICATE", values["r-strait-ca/tls.crt"])
-        self.assertIn("PRIVATE KEY", values["r-strait-ca/tls.key"])
+        for helm, rendered, _ in self.render_against({"r-strait-ca": {"tls.crt": "ORPHANED CERT"}}):
+            with self.subTest(helm=helm):
+                values = cs.secret_values(rendered.documents)
+                self.assertIn("BEGIN CERTIFICATE", values["r-strait-ca/tls.crt"])
+                self.assertIn("PRIVATE KEY", values["r-strait-ca/tls.key"])
 
     def test_offline_renders_differ(self):
         # What lookup protects against: without a cluster every render is a new secret.
