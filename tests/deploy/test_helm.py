@@ -430,6 +430,7 @@ class NotesTest(unittest.TestCase):
                      "kubectl get secret -n ns r-strait-ca -o jsonpath='{.data.tls\\.crt}' | base64 -d > ca.pem",
                      "kubectl port-forward -n ns svc/r-strait-admin 7771:7771",
                      "straitctl --controller 127.0.0.1:7771 --ca-file ca.pem --token-file admin.token",
+                     "kubectl exec -n ns r-strait-controller-0 -- /usr/local/bin/straitctl --controller 127.0.0.1:7771",
                      "kubectl get secret -n ns r-strait-join-token -o jsonpath='{.data.token}' | base64 -d",
                      "strait-agent --controller $ADDRESS:$PORT --join-token-file join.token --ca-file ca.pem"):
             self.assertIn(line, notes)
