@@ -1,7 +1,8 @@
 """The systemd units of deploy/systemd and scripts/install.sh: every unit passes
 `systemd-analyze verify` without a warning, every unit's exposure (`systemd-analyze
 security --offline=true`) is at most 2.0, and install.sh lays out exactly the files it
-promises, keeps existing env files and changes nothing with --dry-run.
+promises, keeps existing env files and changes nothing with --dry-run; scripts/package.sh's
+tarball holds what install.sh installs from a build tree.
 
 systemd need not run: the units are verified in a temporary root made by install.sh --root,
 with systemd's own units and /usr/bin/kill (ExecReload=) copied in. Stand-in executables take
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 import strait_test as st  # noqa: E402
 
 INSTALL = st.REPO_ROOT / "scripts" / "install.sh"
+PACKAGE = st.REPO_ROOT / "scripts" / "package.sh"
 UNIT_DIR = st.REPO_ROOT / "deploy" / "systemd"
 BINARIES = {"strait-agent": "agent", "strait-controller": "controller", "straitctl": "controller"}
 # The template is verified through an instance: systemd loads strait-agent@.service for it.
@@ -28,13 +30,19 @@ MAX_EXPOSURE = 2.0
 HOST_UNITS = Path("/usr/lib/systemd/system")
 
 
+def project_version() -> str:
+    text = (st.REPO_ROOT / "CMakeLists.txt").read_text()
+    return re.search(r"project\(strait VERSION (\d+\.\d+\.\d+)", text).group(1)
+
+
 def fake_build_dir(parent: Path) -> Path:
-    """A build tree shaped like build/release whose binaries are stand-ins."""
+    """A build tree shaped like build/release whose binaries are stand-ins that print the
+    project's version, as -V does."""
     build = parent / "build"
     for name, folder in BINARIES.items():
         path = build / folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"#!/bin/sh\necho {name} stand-in\n")
+        path.write_text(f"#!/bin/sh\necho {name} {project_version()}\n")
         path.chmod(0o755)
     return build
 
@@ -182,6 +190,38 @@ class InstallScriptTest(InstallRootTestCase):
         self.assertNotEqual(result.returncode, 0)
         self.assertIn(b"straitctl", result.stderr)
         self.assertEqual(tree(self.root), {}, "nothing is installed when a binary is missing")
+
+
+class PackageTest(InstallRootTestCase):
+    def test_tarball_holds_the_release_and_installs_like_the_tree(self):
+        out = self.tmp / "dist"
+        result = st.run(["bash", PACKAGE, "--build-dir", self.build, "--out", out, "--no-deb"])
+        self.assertEqual(result.returncode, 0, result.stderr.decode())
+        arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip() \
+            if shutil.which("dpkg") else os.uname().machine
+        top = f"strait-{project_version()}-linux-{arch}"
+        tarball = out / f"{top}.tar.gz"
+        listing = st.run(["tar", "-tzf", tarball]).stdout.decode().split()
+        self.assertEqual(sorted(listing), sorted([
+            f"{top}/", f"{top}/README.md", f"{top}/install.sh", f"{top}/bin/", f"{top}/bin/strait-agent",
+            f"{top}/bin/strait-controller", f"{top}/bin/straitctl", f"{top}/systemd/",
+            f"{top}/systemd/agent.env.example", f"{top}/systemd/controller.env.example",
+            f"{top}/systemd/strait-agent.service", f"{top}/systemd/strait-agent@.service",
+            f"{top}/systemd/strait-controller.service", f"{top}/docs/",
+            *(f"{top}/docs/{doc.name}" for doc in (st.REPO_ROOT / "docs").glob("*.md"))]))
+        install("--tarball", tarball, "--root", self.root)
+        from_tree = self.tmp / "from-tree"
+        from_tree.mkdir()
+        install("--build-dir", self.build, "--root", from_tree)
+        self.assertEqual(tree(self.root), tree(from_tree))
+        self.assertEqual((self.root / "usr/local/bin/strait-agent").read_bytes(),
+                         (self.build / "agent/strait-agent").read_bytes())
+
+    def test_a_binary_of_another_version_is_refused(self):
+        (self.build / "agent/strait-agent").write_text("#!/bin/sh\necho strait-agent 9.9.9\n")
+        result = st.run(["bash", PACKAGE, "--build-dir", self.build, "--out", self.tmp / "dist", "--no-deb"])
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(b"9.9.9", result.stderr)
 
 
 if __name__ == "__main__":
