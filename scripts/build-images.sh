@@ -114,7 +114,7 @@ base_layout() {
 commit_image() {
   local container="$1" name="$2" title="$3" description="$4"
   shift 4
-  buildah config --user 65532:65532 --workingdir / --os linux --arch "$arch" \
+  buildah config --user 65532:65532 --os linux --arch "$arch" \
     --label "org.opencontainers.image.title=$title" \
     --label "org.opencontainers.image.description=$description" \
     --label "org.opencontainers.image.version=$version" \
@@ -141,12 +141,12 @@ build_controller() {
   install -m 0755 "$controller" "$ctl" "$root/usr/local/bin/"
   copy_libraries "$root" "$controller" "$ctl"
   buildah unmount "$container" > /dev/null
-  # The data dir is part of the entrypoint, so that arguments given to the container add to
-  # it rather than replace it.
+  # Arguments given to the container replace the command's --data-dir; the working
+  # directory keeps the default data dir (./strait-data) in the volume even then.
   commit_image "$container" strait-controller strait-controller \
     "Strait fleet controller (store, CA, agent and admin gRPC APIs) with straitctl" \
-    --entrypoint '["/usr/local/bin/strait-controller", "--data-dir", "/var/lib/strait-controller"]' \
-    --volume /var/lib/strait-controller \
+    --entrypoint '["/usr/local/bin/strait-controller"]' --cmd '--data-dir /var/lib/strait-controller' \
+    --workingdir /var/lib/strait-controller --volume /var/lib/strait-controller \
     --port 7770/tcp --port 7771/tcp --port 7772/tcp
 }
 
@@ -166,7 +166,7 @@ build_agent() {
   buildah unmount "$container" > /dev/null
   commit_image "$container" strait-agent strait-agent \
     "Strait agent: GOST-compatible proxy, forward and tunnel services, standalone or fleet-controlled" \
-    --entrypoint '["/usr/local/bin/strait-agent"]' --volume /var/lib/strait-agent
+    --entrypoint '["/usr/local/bin/strait-agent"]' --workingdir / --volume /var/lib/strait-agent
 }
 
 for image in strait-controller strait-agent; do

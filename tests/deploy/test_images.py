@@ -139,15 +139,15 @@ class ContainerImageTest(unittest.TestCase):
                 self.assertIn(expected, result.stdout)
 
     def test_images_have_no_shell_and_run_as_nonroot_with_a_data_volume(self):
-        for image, binary, volume, ports in [
-            (self.controller_image, "strait-controller", "/var/lib/strait-controller",
-             {"7770/tcp", "7771/tcp", "7772/tcp"}),
-            (self.agent_image, "strait-agent", "/var/lib/strait-agent", set()),
+        for image, binary, command, volume, ports in [
+            (self.controller_image, "strait-controller", ["--data-dir", "/var/lib/strait-controller"],
+             "/var/lib/strait-controller", {"7770/tcp", "7771/tcp", "7772/tcp"}),
+            (self.agent_image, "strait-agent", None, "/var/lib/strait-agent", set()),
         ]:
             with self.subTest(image=image):
                 config = self.config(image)
                 self.assertEqual(config.get("User"), NONROOT)
-                self.assertEqual(config["Entrypoint"][0], f"/usr/local/bin/{binary}")
+                self.assertEqual((config["Entrypoint"], config.get("Cmd")), ([f"/usr/local/bin/{binary}"], command))
                 self.assertEqual(set(config.get("Volumes", {})), {volume})
                 self.assertEqual(set(config.get("ExposedPorts") or {}), ports)
                 self.assertEqual(config["Labels"]["org.opencontainers.image.title"], binary)
