@@ -123,7 +123,14 @@ commit_image() {
     --label "org.opencontainers.image.vendor=Strait" \
     --label "org.opencontainers.image.base.name=scratch" \
     "$@" "$container"
-  buildah commit --quiet --rm "$container" "localhost/$name:$tag" > /dev/null
+  local previous
+  previous="$(buildah images --noheading --format '{{.ID}}' "localhost/$name:$tag" 2> /dev/null || true)"
+  local committed
+  committed="$(buildah commit --quiet --rm "$container" "localhost/$name:$tag")"
+  # A rebuild under the same tag would leave the previous image behind, nameless.
+  if [ -n "$previous" ] && [[ "$committed" != "$previous"* ]]; then
+    buildah rmi "$previous" > /dev/null 2>&1 || true
+  fi
 }
 
 # A new working container from scratch with the shared layout and its data dir, mounted:
