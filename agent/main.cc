@@ -40,7 +40,7 @@ namespace {
 namespace asio = boost::asio;
 using strait::config::v1::Config;
 
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = STRAIT_VERSION;
 constexpr int kExitUsage = 2;
 constexpr int kExitRuntime = 1;
 
@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
   app.add_option("-O", output_format, "print the effective config as yaml or json and exit")
       ->check(CLI::IsMember({"yaml", "json"}));
   app.add_flag("-D", debug, "debug logging");
-  app.add_flag("-V", version, "print the version and exit");
+  app.add_flag("-V,--version", version, "print the version and exit");
   app.add_option("--drain-timeout", drain_timeout_text, "on SIGTERM/SIGINT, how long open connections may finish");
   app.add_option("--workers", worker_count, "worker threads (default: one per core)")->check(CLI::Range(1u, 1024u));
   size_t max_connections = 0;

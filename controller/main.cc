@@ -25,7 +25,7 @@
 namespace {
 
 using namespace strait::controller;
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = STRAIT_VERSION;
 constexpr int kExitUsage = 2;
 constexpr int kExitRuntime = 1;
 
@@ -249,8 +249,13 @@ int run(const Options& options) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   int received = 0;
-  sigwait(&signals, &received);
+  // A hangup (a closed terminal, a habitual `systemctl kill -s HUP`) must not stop the
+  // controller: everything it serves is in its store, so there is nothing to reload.
+  while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
+    spdlog::info("received SIGHUP: nothing to reload (the desired state is in the store), still running");
+  }
   spdlog::info("received {}, stopping", received == SIGINT ? "SIGINT" : "SIGTERM");
   auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(2);
   agent_server->Shutdown(deadline);
@@ -266,6 +271,7 @@ int main(int argc, char** argv) {
   sigemptyset(&blocked);
   sigaddset(&blocked, SIGINT);
   sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGHUP);
   sigaddset(&blocked, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 

