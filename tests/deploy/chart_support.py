@@ -18,6 +18,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "helm" / "strait"
 ALL_ON_VALUES = CHART / "ci" / "all-on-values.yaml"
+ETCD_VALUES = CHART / "ci" / "etcd-values.yaml"  # three controllers over etcd, TLS and auth on
 VALIDATOR = Path(__file__).resolve().parent / "k8s_validate.cjs"
 INSTALL_TIMEOUT = 300  # seconds the first tool install may take (npm downloads ~75 MB)
 RUN_TIMEOUT = 60  # seconds any one helm or node run may take

@@ -23,19 +23,21 @@ import chart_support as cs  # noqa: E402
 
 DEFAULTS = None
 ALL_ON = None
+ETCD = None
 
 
 def setUpModule():
-    global DEFAULTS, ALL_ON
+    global DEFAULTS, ALL_ON, ETCD
     cs.tools()
     DEFAULTS = cs.render()
     ALL_ON = cs.render([cs.ALL_ON_VALUES])
+    ETCD = cs.render([cs.ETCD_VALUES])
 
 
 class LintTest(unittest.TestCase):
     def test_lint_strict_with_defaults_and_everything_on(self):
         for helm in (cs.tools().helm, cs.tools().helm4):
-            for values in ([], ["-f", str(cs.ALL_ON_VALUES)]):
+            for values in ([], ["-f", str(cs.ALL_ON_VALUES)], ["-f", str(cs.ETCD_VALUES)]):
                 for strict in ([], ["--strict"]):
                     with self.subTest(helm=helm.name, values=values, strict=strict):
                         result = cs.tools().helm_run("lint", str(cs.CHART), *strict, *values, helm=helm)
@@ -56,8 +58,12 @@ class ManifestsValidTest(unittest.TestCase):
         self.check(ALL_ON, ["Certificate", "DaemonSet", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service",
                             "ServiceAccount", "ServiceMonitor", "StatefulSet"])
 
+    def test_etcd(self):
+        self.check(ETCD, ["DaemonSet", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount",
+                          "StatefulSet"])
+
     def test_helm4_renders_the_same_objects(self):
-        for values, helm3 in (([], DEFAULTS), ([cs.ALL_ON_VALUES], ALL_ON)):
+        for values, helm3 in (([], DEFAULTS), ([cs.ALL_ON_VALUES], ALL_ON), ([cs.ETCD_VALUES], ETCD)):
             rendered = cs.render(values, helm=cs.tools().helm4)
             self.assertEqual(rendered.problems, [])
             # Generated secrets differ between renders; everything else is the same.
@@ -68,7 +74,11 @@ class ManifestsValidTest(unittest.TestCase):
         for sets in (["tls.enabled=true", "tls.source=secret", "tls.secretName=my-tls", "agent.enabled=true"],
                      ["persistence.enabled=false", "podDisruptionBudget.enabled=false", "serviceAccount.create=false"],
                      ["adminToken.existingSecret=a", "bootstrapToken.existingSecret=j", "ca.existingSecret=c",
-                      "agent.enabled=true", "service.agents.type=NodePort", "controller.replicas=0"]):
+                      "agent.enabled=true", "service.agents.type=NodePort", "controller.replicas=0"],
+                     ETCD_MINIMAL + ["controller.podAntiAffinity.type=hard", "persistence.enabled=false"],
+                     ETCD_MINIMAL + ["store.etcd.tls.enabled=true", "store.etcd.tls.secretName=etcd-ca",
+                                     "store.etcd.tls.clientCertificate=false", "controller.podAntiAffinity.type=none",
+                                     "store.etcd.endpoints={https://etcd.db.svc:2379}", "controller.replicas=5"]):
             with self.subTest(sets=sets):
                 rendered = cs.render(sets=sets)
                 self.assertEqual(rendered.problems, [])
@@ -78,6 +88,10 @@ class ManifestsValidTest(unittest.TestCase):
         report = cs.validate(text)
         self.assertTrue(any("readOnlyRootFilesytem: unknown field" in p["problem"] for p in report["problems"]),
                         report["problems"])
+
+
+# The least that renders with etcd: one endpoint, the defaults for everything else.
+ETCD_MINIMAL = ["store.type=etcd", "store.etcd.endpoints={http://10.0.0.1:2379}"]
 
 
 class ControllerPodTest(unittest.TestCase):
@@ -322,16 +336,193 @@ class RefusalTest(unittest.TestCase):
         for case in cases:
             self.refuse(*case)
 
-    def test_etcd_is_reserved(self):
-        self.refuse(["store.type=etcd", "store.etcd.endpoints={https://etcd-0:2379}"],
-                    re.escape("store.type=etcd needs strait-controller with the etcd store (not in this version)"))
+    def test_etcd_values_the_controller_would_refuse(self):
+        cases = [
+            (["store.type=etcd"], r"store[./]etcd[./]endpoints", r"(at least|minItems).*1"),
+            (["store.type=etcd", "store.etcd.endpoints=null"], r"endpoints"),
+            (ETCD_MINIMAL + ["store.etcd.prefix=/strait"], r"store[./]etcd[./]prefix"),
+            (ETCD_MINIMAL + ["store.etcd.prefix=a b/"], r"store[./]etcd[./]prefix"),
+            (["store.etcd.endpoints={etcd:2379}"], r"store[./]etcd[./]endpoints[./]0"),  # no scheme
+            (["store.etcd.endpoints={https://etcd}"], r"store[./]etcd[./]endpoints[./]0"),  # no port
+            # Several endpoints are a list of addresses: only one may be a name.
+            (["store.etcd.endpoints={http://etcd-0:2379,http://etcd-1:2379}"], r"store[./]etcd[./]endpoints[./]1"),
+            (ETCD_MINIMAL + ["store.etcd.tls.enabled=true"], r"store[./]etcd[./]tls[./]secretName"),
+            (ETCD_MINIMAL + ["store.etcd.tls.enabled=true", "store.etcd.tls.secretName=c"],
+             r"store[./]etcd[./]endpoints[./]0", r"\^https://"),
+            (ETCD_MINIMAL + ["store.etcd.auth.username=strait"], r"store[./]etcd[./]auth[./]passwordSecret[./]name"),
+            (ETCD_MINIMAL + ["store.etcd.auth.passwordSecret.name=pw"], r"store[./]etcd[./]auth[./]username"),
+            (ETCD_MINIMAL + ["store.etcd.existingSecret=old"], r"existingSecret"),
+            (ETCD_MINIMAL + ["controller.podAntiAffinity.type=always"], r"controller[./]podAntiAffinity[./]type"),
+            (["agent.controllerAddress=a:7770\\,\\,b:7770"], r"agent[./]controllerAddress"),  # --set splits at a bare comma
+        ]
+        for case in cases:
+            self.refuse(*case)
 
     def test_sqlite_runs_one_replica(self):
         self.refuse(["controller.replicas=2"], re.escape("controller.replicas=2"), r"store.type=sqlite")
+        # Values for etcd written ahead change nothing while the store is sqlite.
+        self.refuse(["store.type=sqlite", "store.etcd.endpoints={http://10.0.0.1:2379}", "controller.replicas=3"],
+                    re.escape("controller.replicas=3"), r"store.type=etcd for several")
 
     def test_zero_replicas_stops_the_controller(self):
         rendered = cs.render(sets=["controller.replicas=0"])
         self.assertEqual(rendered.one("StatefulSet")["spec"]["replicas"], 0)
+
+
+class EtcdStoreTest(unittest.TestCase):
+    """store.type=etcd: several controllers over one etcd, nothing of theirs on a claim."""
+
+    def setUp(self):
+        self.statefulset = ETCD.one("StatefulSet")
+        self.pod = self.statefulset["spec"]["template"]["spec"]
+        self.controller = cs.container(self.statefulset, "controller")
+        self.volumes = {volume["name"]: volume for volume in self.pod["volumes"]}
+        self.mounts = {mount["name"]: mount for mount in self.controller["volumeMounts"]}
+
+    def test_replicas_start_together_without_claims(self):
+        spec = self.statefulset["spec"]
+        self.assertEqual((spec["replicas"], spec["podManagementPolicy"]), (3, "Parallel"))
+        self.assertNotIn("volumeClaimTemplates", spec)
+        self.assertEqual(self.volumes["data"], {"name": "data", "emptyDir": {}})
+        self.assertEqual(self.mounts["data"]["mountPath"], "/var/lib/strait")
+        # persistence.enabled (true by default) is for the SQLite file only.
+        claimed = cs.render(sets=ETCD_MINIMAL + ["persistence.enabled=true"]).one("StatefulSet")
+        self.assertNotIn("volumeClaimTemplates", claimed["spec"])
+        # sqlite keeps the default policy: the field cannot change on an installed StatefulSet.
+        self.assertNotIn("podManagementPolicy", DEFAULTS.one("StatefulSet")["spec"])
+        self.assertEqual(ETCD.one("PodDisruptionBudget")["spec"]["maxUnavailable"], 1)
+
+    def test_flags(self):
+        args = self.controller["args"]
+        etcd_args = [arg for arg in args if arg.startswith(("--store", "--etcd-"))]
+        self.assertEqual(etcd_args, [
+            "--store=etcd", "--etcd-endpoints=https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379",
+            "--etcd-prefix=/fleets/eu/", "--etcd-ca-file=/etc/strait/etcd-tls/ca.crt",
+            "--etcd-cert-file=/etc/strait/etcd-tls/tls.crt", "--etcd-key-file=/etc/strait/etcd-tls/tls.key",
+            "--etcd-username=strait", "--etcd-password-file=/etc/strait/etcd-auth/password"])
+        # What replicas share besides etcd: the same Secrets as with sqlite.
+        for shared in ("--ca-dir=/etc/strait/ca", "--admin-token-file=/etc/strait/admin/token",
+                       "--bootstrap-token-file=/etc/strait/join/token", "--data-dir=/var/lib/strait"):
+            self.assertIn(shared, args)
+        minimal = cs.container(cs.render(sets=ETCD_MINIMAL).one("StatefulSet"), "controller")["args"]
+        self.assertEqual([arg for arg in minimal if arg.startswith(("--store", "--etcd-"))],
+                         ["--store=etcd", "--etcd-endpoints=http://10.0.0.1:2379", "--etcd-prefix=/strait/"])
+        self.assertIn("--store=sqlite", cs.container(DEFAULTS.one("StatefulSet"), "controller")["args"])
+        self.assertFalse(any(arg.startswith("--etcd-") for arg in
+                             cs.container(DEFAULTS.one("StatefulSet"), "controller")["args"]))
+
+    def test_tls_and_password_files_mounted_read_only(self):
+        self.assertEqual(self.mounts["etcd-tls"], {"name": "etcd-tls", "mountPath": "/etc/strait/etcd-tls",
+                                                   "readOnly": True})
+        self.assertEqual(self.mounts["etcd-password"], {"name": "etcd-password", "mountPath": "/etc/strait/etcd-auth",
+                                                        "readOnly": True})
+        self.assertEqual(self.volumes["etcd-tls"]["secret"], {
+            "secretName": "strait-etcd-client", "defaultMode": 0o440,
+            "items": [{"key": "ca.crt", "path": "ca.crt"}, {"key": "tls.crt", "path": "tls.crt"},
+                      {"key": "tls.key", "path": "tls.key"}]})
+        self.assertEqual(self.volumes["etcd-password"]["secret"], {
+            "secretName": "strait-etcd-password", "defaultMode": 0o440,
+            "items": [{"key": "etcd-password", "path": "password"}]})
+
+    def test_the_password_is_never_in_args_or_env(self):
+        for item in self.pod["containers"] + self.pod.get("initContainers", []):
+            self.assertNotIn("env", item)
+            self.assertNotIn("envFrom", item)
+        # Only the file's path: neither the Secret nor its key is named on the command line.
+        args = " ".join(self.controller["args"])
+        self.assertNotIn("strait-etcd-password", args)
+        self.assertNotIn("etcd-password=", args)
+        self.assertEqual([arg for arg in self.controller["args"] if "password" in arg],
+                         ["--etcd-password-file=/etc/strait/etcd-auth/password"])
+        # The chart makes no Secret of the operator's: no etcd credential is ever rendered.
+        self.assertEqual(sorted(doc["metadata"]["name"] for doc in ETCD.all("Secret")),
+                         ["r-strait-admin-token", "r-strait-ca", "r-strait-join-token"])
+
+    def test_a_ca_only_secret(self):
+        rendered = cs.render(sets=ETCD_MINIMAL + ["store.etcd.endpoints={https://etcd.db.svc:2379}",
+                                                  "store.etcd.tls.enabled=true", "store.etcd.tls.secretName=etcd-ca",
+                                                  "store.etcd.tls.clientCertificate=false"])
+        self.assertEqual(rendered.problems, [])
+        statefulset = rendered.one("StatefulSet")
+        volumes = {volume["name"]: volume for volume in statefulset["spec"]["template"]["spec"]["volumes"]}
+        self.assertEqual(volumes["etcd-tls"]["secret"]["items"], [{"key": "ca.crt", "path": "ca.crt"}])
+        self.assertNotIn("etcd-password", volumes)
+        args = cs.container(statefulset, "controller")["args"]
+        self.assertIn("--etcd-ca-file=/etc/strait/etcd-tls/ca.crt", args)
+        self.assertIn("--etcd-endpoints=https://etcd.db.svc:2379", args)
+        self.assertFalse(any(arg.startswith(("--etcd-cert-file", "--etcd-key-file", "--etcd-username",
+                                             "--etcd-password-file")) for arg in args))
+
+    def test_without_tls_or_auth_nothing_is_mounted(self):
+        statefulset = cs.render(sets=ETCD_MINIMAL).one("StatefulSet")
+        names = [volume["name"] for volume in statefulset["spec"]["template"]["spec"]["volumes"]]
+        self.assertEqual(names, ["tmp", "data", "admin-token", "join-token", "ca"])
+
+    def test_replicas_prefer_other_nodes(self):
+        term = {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "strait", "app.kubernetes.io/instance": "r",
+            "app.kubernetes.io/component": "controller"}}}
+        self.assertEqual(self.pod["affinity"], {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": term}]}})
+        # The term selects the StatefulSet's own pods.
+        self.assertEqual(term["labelSelector"]["matchLabels"], self.statefulset["spec"]["selector"]["matchLabels"])
+
+        def affinity(*sets):
+            rendered = cs.render(sets=ETCD_MINIMAL + list(sets))
+            self.assertEqual(rendered.problems, [])
+            return rendered.one("StatefulSet")["spec"]["template"]["spec"].get("affinity")
+
+        zones = dict(term, topologyKey="topology.kubernetes.io/zone")
+        self.assertEqual(affinity("controller.podAntiAffinity.type=hard",
+                                  "controller.podAntiAffinity.topologyKey=topology.kubernetes.io/zone"),
+                         {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [zones]}})
+        self.assertIsNone(affinity("controller.podAntiAffinity.type=none"))
+        # controller.affinity adds to it, and replaces it where it says podAntiAffinity itself.
+        with_nodes = affinity("controller.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]"
+                              ".weight=1",
+                              "controller.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]"
+                              ".preference.matchExpressions[0].key=tier",
+                              "controller.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]"
+                              ".preference.matchExpressions[0].operator=Exists")
+        self.assertEqual(sorted(with_nodes), ["nodeAffinity", "podAntiAffinity"])
+        own = affinity("controller.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]"
+                       ".topologyKey=kubernetes.io/hostname")
+        self.assertEqual(own, {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname"}]}})
+        # sqlite runs one replica: nothing to spread, the affinity is the operator's alone.
+        self.assertNotIn("affinity", DEFAULTS.one("StatefulSet")["spec"]["template"]["spec"])
+        self.assertEqual(ALL_ON.one("StatefulSet")["spec"]["template"]["spec"]["affinity"].keys(), {"nodeAffinity"})
+
+    def test_agents_may_dial_several_addresses(self):
+        rendered = cs.render(sets=ETCD_MINIMAL + ["agent.enabled=true",
+                                                  "agent.controllerAddress=ctl-a.example:7770\\,ctl-b.example:7770"])
+        self.assertIn("--controller=ctl-a.example:7770,ctl-b.example:7770",
+                      cs.container(rendered.one("DaemonSet"), "agent")["args"])
+        # By default the agents Service, which spreads them over the replicas.
+        self.assertIn("--controller=r-strait-agents.ns.svc:7770", cs.container(ETCD.one("DaemonSet"), "agent")["args"])
+
+    def test_notes(self):
+        _, notes = cs.install_dry_run([cs.ETCD_VALUES])
+        for line in ("with 3 replicas over the etcd store at https://10.0.0.1:2379,https://10.0.0.2:2379,"
+                     "https://10.0.0.3:2379 (keys under /fleets/eu/)",
+                     "--controller a:7770,b:7770",
+                     "`straitctl agents` shows\n  as connected only the agents of the replica it reached",
+                     "kubectl port-forward -n ns pod/r-strait-controller-1 7771:7771"):
+            self.assertIn(line, notes)
+        self.assertNotIn("WARNING: persistence", notes)
+        self.assertNotIn("NOTE: controller.replicas=1", notes)
+        _, notes = cs.install_dry_run(sets=ETCD_MINIMAL + ["persistence.enabled=false"])
+        self.assertIn("NOTE: controller.replicas=1: no other controller takes over", notes)
+        self.assertNotIn("WARNING: persistence", notes)  # nothing of etcd's is in the data dir
+        self.assertNotIn("--controller a:7770,b:7770", notes)
+        _, notes = cs.install_dry_run()
+        self.assertIn("with the sqlite store", notes)
+        self.assertNotIn("etcd", notes)
+
+    def test_network_policy_leaves_egress_open(self):
+        policy = ETCD.one("NetworkPolicy")["spec"]
+        self.assertEqual(policy["policyTypes"], ["Ingress"])  # etcd is reached without a rule
+        self.assertNotIn("egress", policy)
 
 
 class AgentDaemonSetTest(unittest.TestCase):

@@ -116,12 +116,33 @@ What the schema cannot say, refused with the value named. Included by every temp
 renders a workload, so `helm template --show-only` of one of them still checks.
 */}}
 {{- define "strait.validate" -}}
-{{- if eq .Values.store.type "etcd" -}}
-{{- fail "store.type=etcd needs strait-controller with the etcd store (not in this version): use store.type=sqlite" -}}
-{{- end -}}
 {{- if and (eq .Values.store.type "sqlite") (gt (int .Values.controller.replicas) 1) -}}
-{{- fail (printf "controller.replicas=%d: with store.type=sqlite the controller runs as one replica (the SQLite file belongs to one pod); use 1" (int .Values.controller.replicas)) -}}
+{{- fail (printf "controller.replicas=%d: with store.type=sqlite the controller runs as one replica (the SQLite file belongs to one pod); use 1, or store.type=etcd for several" (int .Values.controller.replicas)) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* "true" when the data dir is on a claim: only the SQLite file needs one. */}}
+{{- define "strait.persistentDataDir" -}}
+{{- if and (eq .Values.store.type "sqlite") .Values.persistence.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/*
+The controller pod's affinity: controller.affinity, and with etcd (several replicas) a pod
+anti-affinity that spreads them over controller.podAntiAffinity.topologyKey, unless
+controller.affinity has a podAntiAffinity of its own. Empty when there is nothing to say.
+*/}}
+{{- define "strait.controllerAffinity" -}}
+{{- $affinity := deepCopy .Values.controller.affinity -}}
+{{- $spread := .Values.controller.podAntiAffinity -}}
+{{- if and (eq .Values.store.type "etcd") (ne $spread.type "none") (not (hasKey $affinity "podAntiAffinity")) -}}
+{{- $term := dict "topologyKey" $spread.topologyKey "labelSelector" (dict "matchLabels" (include "strait.componentSelectorLabels" (dict "ctx" . "component" "controller") | fromYaml)) -}}
+{{- if eq $spread.type "hard" -}}
+{{- $_ := set $affinity "podAntiAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (list $term)) -}}
+{{- else -}}
+{{- $_ := set $affinity "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term))) -}}
+{{- end -}}
+{{- end -}}
+{{- with $affinity }}{{ toYaml . }}{{ end -}}
 {{- end -}}
 
 {{/* The agent's ca.pem: the CA that signed the server certificate. Never the CA's key. */}}
