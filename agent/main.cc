@@ -283,7 +283,7 @@ int main(int argc, char** argv) {
                  "unix socket for binary upgrades: take the listening sockets of the agent serving there (if any), "
                  "tell it to drain, then serve the next upgrade from there");
   ControlFlags control_flags;
-  app.add_option("--controller", control_flags.controller, "strait-controller agent address host:port (TLS)");
+  app.add_option("--controller", control_flags.controller, "strait-controller agent address host:port (TLS); several replicas: a:7770,b:7770, tried in turn");
   app.add_option("--join-token", control_flags.join_token, "join token to enrol with (prefer --join-token-file: argv is visible)");
   app.add_option("--join-token-file", control_flags.join_token_file, "file holding the join token, read at each enrolment");
   app.add_option("--ca-file", control_flags.ca_file, "CA certificate to trust for the controller (its data dir's ca.pem)");
@@ -381,7 +381,15 @@ int main(int argc, char** argv) {
     } else {
       persisted = *std::move(snapshot);
     }
-    control_options.address = control_flags.controller;
+    for (auto address : strait::common::split(control_flags.controller, ',', true)) {
+      if (address = strait::common::strip_whitespace(address); !address.empty()) {
+        control_options.addresses.emplace_back(address);
+      }
+    }
+    if (control_options.addresses.empty()) {
+      std::cerr << "strait-agent: --controller: no address in \"" << control_flags.controller << "\"\n";
+      return kExitUsage;
+    }
     control_options.join_token = control_flags.join_token;
     control_options.join_token_file = control_flags.join_token_file;
     control_options.identity = *std::move(identity);

@@ -20,6 +20,7 @@
 #include "controller/server/certificates.h"
 #include "controller/server/enrollment.h"
 #include "controller/server/http_endpoints.h"
+#include "controller/store/etcd_store.h"
 #include "controller/store/sqlite_store.h"
 
 namespace {
@@ -41,6 +42,13 @@ struct Options {
   std::string bootstrap_token_file;
   std::string ca_dir;
   std::string store = "sqlite";
+  std::vector<std::string> etcd_endpoints;
+  std::string etcd_prefix = "/strait/";
+  std::string etcd_ca_file;
+  std::string etcd_cert_file;
+  std::string etcd_key_file;
+  std::string etcd_username;
+  std::string etcd_password_file;
   int coalesce_ms = 20;
   std::string agent_cert_ttl = "720h";
   std::string agent_retention = "24h";
@@ -127,6 +135,37 @@ absl::Status import_bootstrap_token(const std::string& path, Credentials& creden
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::unique_ptr<Store>> open_store(const Options& options) {
+  if (options.store == "sqlite") return open_sqlite_store(options.data_dir + "/strait.db");
+  if (options.store != "etcd") {
+    return absl::InvalidArgumentError(strait::common::str_cat("--store ", options.store, ": sqlite or etcd"));
+  }
+  EtcdStoreOptions etcd;
+  etcd.prefix = options.etcd_prefix;
+  etcd.etcd.endpoints = options.etcd_endpoints;
+  etcd.etcd.ca_file = options.etcd_ca_file;
+  etcd.etcd.cert_file = options.etcd_cert_file;
+  etcd.etcd.key_file = options.etcd_key_file;
+  etcd.etcd.username = options.etcd_username;
+  if (options.etcd_username.empty() != options.etcd_password_file.empty()) {
+    return absl::InvalidArgumentError("--etcd-username and --etcd-password-file go together");
+  }
+  if (!options.etcd_password_file.empty()) {
+    auto password = read_secret(options.etcd_password_file);
+    if (!password.ok()) {
+      return absl::InvalidArgumentError(strait::common::str_cat("--etcd-password-file: ", password.status().message()));
+    }
+    etcd.etcd.password = *password;
+  }
+  return open_etcd_store(etcd);
+}
+
+std::string store_description(const Options& options) {
+  if (options.store == "sqlite") return "sqlite " + options.data_dir + "/strait.db";
+  return strait::common::str_cat("etcd ", strait::common::join(options.etcd_endpoints, ","), " under ",
+                                 options.etcd_prefix);
+}
+
 int run(const Options& options) {
   std::error_code fs_error;
   std::filesystem::create_directories(options.data_dir, fs_error);
@@ -134,16 +173,10 @@ int run(const Options& options) {
     std::cerr << "strait-controller: cannot create --data-dir " << options.data_dir << ": " << fs_error.message() << "\n";
     return kExitRuntime;
   }
-  if (options.store != "sqlite") {
-    std::cerr << "strait-controller: --store " << options.store
-              << ": only the embedded sqlite store is built in this version (etcd comes with HA)\n";
-    return kExitUsage;
-  }
-  std::string db_path = options.data_dir + "/strait.db";
-  auto store = open_sqlite_store(db_path);
+  auto store = open_store(options);
   if (!store.ok()) {
     std::cerr << "strait-controller: " << store.status().message() << "\n";
-    return kExitRuntime;
+    return absl::IsInvalidArgument(store.status()) ? kExitUsage : kExitRuntime;
   }
   auto seconds_of = [](const std::string& flag, const std::string& text) -> absl::StatusOr<std::chrono::seconds> {
     auto value = strait::common::parse_timeout(text);
@@ -238,7 +271,8 @@ int run(const Options& options) {
     std::cerr << "strait-controller: " << http.status().message() << "\n";
     return kExitRuntime;
   }
-  spdlog::info("strait-controller {}: store sqlite {} at revision {}", kVersion, db_path, (*store)->revision());
+  spdlog::info("strait-controller {}: store {} at revision {}", kVersion, store_description(options),
+               (*store)->revision());
   spdlog::info("agents on port {}, admin API on port {} (TLS), /metrics /healthz /readyz on port {}", agent_port,
                admin_port, (*http)->port());
   spdlog::info("CA for agent certificates{}: {}{}", own_server_certificate ? " and the server's" : "",
@@ -292,7 +326,16 @@ int main(int argc, char** argv) {
                  "(default: one is made in <data-dir>/join.token)");
   app.add_option("--ca-dir", options.ca_dir,
                  "where ca.pem and ca.key live, made there if absent (default: the data dir)");
-  app.add_option("--store", options.store, "sqlite (embedded)")->capture_default_str();
+  app.add_option("--store", options.store, "sqlite (embedded, one controller) or etcd (several controllers)")
+      ->capture_default_str();
+  app.add_option("--etcd-endpoints", options.etcd_endpoints, "etcd client URLs: http(s)://host:port,...")
+      ->delimiter(',');
+  app.add_option("--etcd-prefix", options.etcd_prefix, "every key of the store starts with it")->capture_default_str();
+  app.add_option("--etcd-ca-file", options.etcd_ca_file, "CA of etcd's client port (TLS to etcd)");
+  app.add_option("--etcd-cert-file", options.etcd_cert_file, "client certificate for etcd (--client-cert-auth)");
+  app.add_option("--etcd-key-file", options.etcd_key_file, "its key");
+  app.add_option("--etcd-username", options.etcd_username, "etcd user (etcd auth)");
+  app.add_option("--etcd-password-file", options.etcd_password_file, "file holding that user's password");
   app.add_option("--coalesce-ms", options.coalesce_ms, "changes this close together go out as one push")
       ->capture_default_str()->check(CLI::Range(0, 10000));
   app.add_option("--agent-cert-ttl", options.agent_cert_ttl, "lifetime of agent certificates (agents renew at 2/3)")

@@ -14,7 +14,7 @@ build_packages=(
 )
 # Real peers used by the integration tests and benchmarks.
 peer_packages=(curl socat tinyproxy haproxy iperf3 microsocks dante-server proxychains4 v2ray python3 procps iproute2
-  stunnel4 python3-websockets nghttp2-client shadowsocks-libev kcptun)
+  stunnel4 python3-websockets nghttp2-client shadowsocks-libev kcptun etcd-server etcd-client)
 # Packaging: systemd-analyze checks the units, buildah builds the images from scratch.
 deploy_packages=(systemd buildah)
 # The Helm chart's tests take helm and the Kubernetes schema validators from npm.

@@ -6,7 +6,7 @@
 # build plus a sanitized one: each build of the tree costs ~10 minutes on two cores.
 # (For day-to-day work the dev preset builds optimised: cmake --preset dev, ctest --preset dev.)
 # STRAIT_TSAN=0 and STRAIT_SOAK_MINUTES=0 skip those stages;
-# STRAIT_FUZZ_SECONDS=0 skips the fuzzers (default 5 s per target).
+# STRAIT_FUZZ_SECONDS=0 skips the fuzzers (default 3 s per target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -38,7 +38,7 @@ if [ "${STRAIT_TSAN:-1}" != 0 ]; then
   # controller's gRPC paths are covered by the ASan stage, the multi-worker agent paths here.
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" ctest --preset tsan -j2
 fi
-fuzz_seconds=${STRAIT_FUZZ_SECONDS:-5}
+fuzz_seconds=${STRAIT_FUZZ_SECONDS:-3}
 if [ "$fuzz_seconds" != 0 ]; then
   stage "fuzz"
   bash scripts/run_fuzzers.sh "$fuzz_seconds"

@@ -71,8 +71,11 @@ void ControllerClient::run() {
     // stream of this id resets the backoff: two agents sharing an id must not take turns.
     SessionEnd end = ensure_identity() ? session() : SessionEnd::kFailed;
     if (end == SessionEnd::kServed) backoff = options_.initial_backoff;
+    // Another replica, if there is one, may be up where this one is not; the version the
+    // agent holds goes with it, so a replica with the same resources pushes nothing.
+    current_address_ = (current_address_ + 1) % options_.addresses.size();
     auto delay = jittered(backoff);
-    spdlog::info("controller {}: reconnecting in {} ms", options_.address, delay.count());
+    spdlog::info("controller {}: reconnecting in {} ms", address(), delay.count());
     if (!wait(delay)) return;
     backoff = std::min(options_.max_backoff, backoff * 2);
   }
@@ -108,7 +111,7 @@ std::shared_ptr<grpc::Channel> ControllerClient::channel(const Identity* identit
   grpc::ChannelArguments arguments;
   arguments.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  return grpc::CreateCustomChannel(options_.address, grpc::SslCredentials(ssl), arguments);
+  return grpc::CreateCustomChannel(address(), grpc::SslCredentials(ssl), arguments);
 }
 
 bool ControllerClient::ensure_identity() {
@@ -118,7 +121,7 @@ bool ControllerClient::ensure_identity() {
   std::string token = join_token();
   if (token.empty()) {
     if (!told_no_token_) {
-      spdlog::error("controller {}: {}; give a join token (--join-token-file) to enrol", options_.address,
+      spdlog::error("controller {}: {}; give a join token (--join-token-file) to enrol", address(),
                     identity_ ? "this agent's certificate expired" : "this agent has no certificate yet");
       told_no_token_ = true;
     }
@@ -141,7 +144,7 @@ bool ControllerClient::ensure_identity() {
   control::v1::EnrollResponse response;
   grpc::Status status = stub->Enroll(&context, request, &response);
   if (!status.ok()) {
-    spdlog::error("controller {} refused to enrol agent {}: {}", options_.address, options_.agent_id,
+    spdlog::error("controller {} refused to enrol agent {}: {}", address(), options_.agent_id,
                   status.error_message());
     return false;
   }
@@ -172,7 +175,7 @@ void ControllerClient::renew_if_due(control::v1::AgentControl::Stub& stub) {
   control::v1::EnrollResponse response;
   grpc::Status status = stub.Renew(&context, request, &response);
   if (!status.ok()) {
-    spdlog::warn("controller {}: certificate renewal failed: {}", options_.address, status.error_message());
+    spdlog::warn("controller {}: certificate renewal failed: {}", address(), status.error_message());
     return;
   }
   StoredIdentity files{key->key_pem, response.certificate_pem()};
@@ -231,7 +234,7 @@ ControllerClient::SessionEnd ControllerClient::session() {
     ControllerMessage incoming;
     while (stream->Read(&incoming)) {
       if (!incoming.has_snapshot()) continue;
-      if (!got_snapshot) spdlog::info("controller {}: connected as agent {}", options_.address, fields.agent_id());
+      if (!got_snapshot) spdlog::info("controller {}: connected as agent {}", address(), fields.agent_id());
       got_snapshot = true;
       AgentMessage answer;
       *answer.mutable_ack() = handle(incoming.snapshot());
@@ -256,16 +259,16 @@ ControllerClient::SessionEnd ControllerClient::session() {
   switch (status.error_code()) {
     case grpc::StatusCode::PERMISSION_DENIED:
       spdlog::error("controller {} refused agent {}: {}; to enrol again, remove {} and start with a join token",
-                    options_.address, fields.agent_id(), status.error_message(), state_.identity_path());
+                    address(), fields.agent_id(), status.error_message(), state_.identity_path());
       return SessionEnd::kRefused;
     case grpc::StatusCode::ALREADY_EXISTS:
     case grpc::StatusCode::ABORTED:
     case grpc::StatusCode::UNAUTHENTICATED:
-      spdlog::error("controller {} ended the stream of agent {}: {}", options_.address, fields.agent_id(),
+      spdlog::error("controller {} ended the stream of agent {}: {}", address(), fields.agent_id(),
                     status.error_message());
       return SessionEnd::kRefused;
     default:
-      spdlog::warn("controller {}: stream ended: {}", options_.address,
+      spdlog::warn("controller {}: stream ended: {}", address(),
                    status.ok() ? std::string("closed by the controller") : status.error_message());
       return got_snapshot ? SessionEnd::kServed : SessionEnd::kFailed;
   }

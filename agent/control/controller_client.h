@@ -23,7 +23,9 @@
 namespace strait::agent {
 
 struct ControllerClientOptions {
-  std::string address;  // host:port of the controller's agent port
+  // host:port of the controller's agent port, one per replica: the client moves to the next
+  // each time a stream ends or cannot start.
+  std::vector<std::string> addresses;
   // For enrolment, when the state dir holds no usable certificate: the token, or the file it
   // is read from at each attempt (so an operator can put a fresh one there).
   std::string join_token;
@@ -60,6 +62,9 @@ class ControllerClient {
   void stop();
 
  private:
+  // The replica this client talks to now (only its own thread moves it).
+  const std::string& address() const { return options_.addresses[current_address_]; }
+
   // An identity the state dir holds and what its certificate says.
   struct Identity {
     StoredIdentity files;
@@ -84,6 +89,7 @@ class ControllerClient {
   bool wait(std::chrono::milliseconds delay);
 
   ControllerClientOptions options_;
+  size_t current_address_ = 0;
   StateDir state_;
   Apply apply_;
   Report report_;

@@ -48,8 +48,9 @@ std::string label_key(const Labels& labels) {
 
 Fleet::Fleet(Store& store, ControllerMetrics& metrics, FleetOptions options)
     : store_(store), metrics_(metrics), options_(options) {
-  watch_id_ = store_.watch([this](const StoreEvent&) {
+  watch_id_ = store_.watch([this](const StoreEvent& event) {
     std::lock_guard lock(mutex_);
+    if (event.agent) return adopt_shared_record_locked(event.type, *event.agent);
     store_changed_ = true;
     wake_.notify_one();
   });
@@ -108,25 +109,32 @@ absl::StatusOr<AgentRecord> Fleet::update_record(const std::string& agent_id, co
   if (!record || record->id() != agent_id) return absl::InternalError(str_cat("no record for agent ", agent_id));
   if (auto status = store_.put_agent(*record); !status.ok()) return status;
   std::lock_guard lock(mutex_);
-  auto [it, inserted] = agents_.try_emplace(agent_id);
-  Agent& agent = it->second;
-  std::string previous_key = agent.label_key;
-  adopt_record_locked(agent, *record);
-  if (inserted) metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
-  if (agent.stream != nullptr && agent.label_key != previous_key) {
-    unevaluated_.insert(agent_id);
-    wake_.notify_one();
-  }
+  record_changed_locked(*record);
   return *record;
 }
 
-absl::StatusOr<bool> Fleet::remove_agent(const std::string& agent_id, const std::string& why) {
-  std::lock_guard writing(records_mutex_);
-  auto removed = store_.remove_agent(agent_id);
-  if (!removed.ok()) return removed.status();
-  std::lock_guard lock(mutex_);
+void Fleet::record_changed_locked(const AgentRecord& record) {
+  auto [it, inserted] = agents_.try_emplace(record.id());
+  Agent& agent = it->second;
+  std::string previous_key = agent.label_key;
+  adopt_record_locked(agent, record);
+  if (inserted) metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
+  if (agent.stream != nullptr && agent.label_key != previous_key) {
+    unevaluated_.insert(record.id());
+    wake_.notify_one();
+  }
+}
+
+void Fleet::adopt_shared_record_locked(StoreEvent::Type type, const AgentRecord& record) {
+  if (type == StoreEvent::Type::kPut) return record_changed_locked(record);
+  if (record.id() != removing_ && forget_agent_locked(record.id(), "deleted through another controller")) {
+    spdlog::info("agent {} deleted through another controller: its certificates no longer connect", record.id());
+  }
+}
+
+bool Fleet::forget_agent_locked(const std::string& agent_id, const std::string& why) {
   auto it = agents_.find(agent_id);
-  if (it == agents_.end()) return *removed;
+  if (it == agents_.end()) return false;
   if (it->second.stream != nullptr) {
     it->second.stream->close(absl::PermissionDeniedError(str_cat("agent ", agent_id, " was deleted (", why, ")")));
     metrics_.agents_connected.fetch_sub(1);
@@ -135,6 +143,22 @@ absl::StatusOr<bool> Fleet::remove_agent(const std::string& agent_id, const std:
   unevaluated_.erase(agent_id);
   unsaved_.erase(agent_id);
   metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
+  return true;
+}
+
+absl::StatusOr<bool> Fleet::remove_agent(const std::string& agent_id, const std::string& why) {
+  std::lock_guard writing(records_mutex_);
+  {
+    // A shared store tells every controller of the deletion, this one included: this one
+    // closes the stream itself, saying why.
+    std::lock_guard lock(mutex_);
+    removing_ = agent_id;
+  }
+  auto removed = store_.remove_agent(agent_id);
+  std::lock_guard lock(mutex_);
+  removing_.clear();
+  if (!removed.ok()) return removed.status();
+  if (!forget_agent_locked(agent_id, why)) return *removed;
   spdlog::info("agent {} deleted ({}): its certificates no longer connect", agent_id, why);
   return true;
 }

@@ -124,6 +124,11 @@ class Fleet {
   bool prunable(const Agent& agent, int64_t now_unix) const;
   Agent* find_session_locked(const std::string& agent_id, uint64_t session);
   void adopt_record_locked(Agent& agent, const AgentRecord& record);
+  // A record written here or, with a shared store, by another controller.
+  void record_changed_locked(const AgentRecord& record);
+  void adopt_shared_record_locked(StoreEvent::Type type, const AgentRecord& record);
+  // Drops the agent and closes its stream; false when it was not known.
+  bool forget_agent_locked(const std::string& agent_id, const std::string& why);
   BuiltPtr build(const StoreSnapshot& resources, const Labels& labels, uint64_t nonce);
 
   Store& store_;
@@ -140,6 +145,7 @@ class Fleet {
   std::map<std::string, BuiltPtr> built_;  // by label key, for resources_
   std::set<std::string> unevaluated_;      // connected agents waiting for a snapshot of their label set
   std::set<std::string> unsaved_;          // records whose last-seen time is newer than the store's
+  std::string removing_;                   // the agent remove_agent is deleting from the store
   uint64_t next_session_ = 0;
   uint64_t next_nonce_ = 0;
   bool store_changed_ = false;

@@ -126,7 +126,7 @@ class SqliteStore final : public Store {
       revision_ = revision;
       events.push_back({StoreEvent::Type::kPut, resource, revision});
     }
-    notify(events);
+    listeners_.notify(events);
     return resource;
   }
 
@@ -186,7 +186,7 @@ class SqliteStore final : public Store {
       removed = **current;
       events.push_back({StoreEvent::Type::kDelete, removed, revision});
     }
-    notify(events);
+    listeners_.notify(events);
     return removed;
   }
 
@@ -195,16 +195,8 @@ class SqliteStore final : public Store {
     return revision_;
   }
 
-  int watch(std::function<void(const StoreEvent&)> listener) override {
-    std::lock_guard lock(listeners_mutex_);
-    listeners_[++next_listener_] = std::move(listener);
-    return next_listener_;
-  }
-
-  void unwatch(int id) override {
-    std::lock_guard lock(listeners_mutex_);
-    listeners_.erase(id);
-  }
+  int watch(std::function<void(const StoreEvent&)> listener) override { return listeners_.add(std::move(listener)); }
+  void unwatch(int id) override { listeners_.remove(id); }
 
   absl::Status put_token(const JoinToken& token) override {
     std::lock_guard lock(mutex_);
@@ -301,12 +293,7 @@ class SqliteStore final : public Store {
 
   static absl::Status check_expected(const std::string& kind, const std::string& name,
                                      const std::optional<Resource>& current, std::optional<int64_t> expected) {
-    if (!expected) return absl::OkStatus();
-    int64_t actual = current ? current->metadata().revision() : 0;
-    if (*expected == actual) return absl::OkStatus();
-    if (*expected == 0) return absl::AlreadyExistsError(str_cat(kind, " \"", name, "\" already exists (revision ", actual, ")"));
-    return absl::FailedPreconditionError(str_cat(kind, " \"", name, "\" is at revision ", actual, ", not ", *expected,
-                                                 ": it changed since it was read"));
+    return check_expected_revision(kind, name, current ? current->metadata().revision() : 0, expected);
   }
 
   absl::Status begin() {
@@ -335,19 +322,10 @@ class SqliteStore final : public Store {
     return absl::InternalError(str_cat("sqlite store: ", what, ": ", sqlite3_errmsg(db_)));
   }
 
-  void notify(const std::vector<StoreEvent>& events) {
-    std::lock_guard lock(listeners_mutex_);
-    for (const auto& event : events) {
-      for (auto& [id, listener] : listeners_) listener(event);
-    }
-  }
-
   sqlite3* db_;
   std::mutex mutex_;  // one connection: every statement runs under it
   int64_t revision_ = 0;
-  std::mutex listeners_mutex_;
-  std::map<int, std::function<void(const StoreEvent&)>> listeners_;
-  int next_listener_ = 0;
+  StoreListeners listeners_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@ struct StoreEvent {
   Type type;
   Resource resource;  // for kDelete: the resource as it was, with the deleting revision
   int64_t revision = 0;
+  // Set instead of `resource` when an enrolled agent's record changed in a store that
+  // several controllers share (etcd), so each knows the agents the others enrolled or
+  // renewed; for kDelete it holds only the id.
+  std::optional<AgentRecord> agent = std::nullopt;
 };
 
 // A join token as kept by the store: only the SHA-256 of the secret, never the secret.
@@ -79,5 +84,23 @@ class Store {
   virtual absl::StatusOr<std::vector<AgentRecord>> list_agents() = 0;
   virtual absl::StatusOr<bool> remove_agent(const std::string& id) = 0;
 };
+
+// The listeners of a store's watch(): each store keeps one and calls notify() after changes.
+class StoreListeners {
+ public:
+  int add(std::function<void(const StoreEvent&)> listener);
+  void remove(int id);
+  void notify(const std::vector<StoreEvent>& events);
+
+ private:
+  std::mutex mutex_;
+  std::map<int, std::function<void(const StoreEvent&)>> listeners_;
+  int next_ = 0;
+};
+
+// The refusal when a resource is not at the revision a write expects (`expected`: 0 for
+// create only): ALREADY_EXISTS or FAILED_PRECONDITION naming both revisions.
+absl::Status check_expected_revision(const std::string& kind, const std::string& name, int64_t actual,
+                                     std::optional<int64_t> expected);
 
 }  // namespace strait::controller

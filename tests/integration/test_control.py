@@ -14,14 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 import control_plane as cp  # noqa: E402
 import strait_test as st  # noqa: E402
 
-CURL_TIMEOUT = "10"
+CURL_TIMEOUT = cp.CURL_TIMEOUT
 
 
-def curl_via(proxy_port: int, url: str) -> bytes:
-    result = st.run(["curl", "-sS", "--max-time", CURL_TIMEOUT, "-x", f"http://127.0.0.1:{proxy_port}", url])
-    if result.returncode != 0:
-        raise AssertionError(f"curl via :{proxy_port} failed: {result.stderr.decode()}")
-    return result.stdout
+curl_via = cp.curl_via
 
 
 class SlowTransfer:

@@ -23,16 +23,31 @@ def straitctl_path() -> Path:
     return _binary("STRAITCTL", "build/dev/controller/straitctl")
 
 
+CURL_TIMEOUT = "10"
+
+
+def curl_via(proxy_port: int, url: str) -> bytes:
+    """`url` fetched with curl through the HTTP proxy on `proxy_port`."""
+    result = st.run(["curl", "-sS", "--max-time", CURL_TIMEOUT, "-x", f"http://127.0.0.1:{proxy_port}", url])
+    if result.returncode != 0:
+        raise AssertionError(f"curl via :{proxy_port} failed: {result.stderr.decode()}")
+    return result.stdout
+
+
 class ControlPlane:
     """One strait-controller with its data dir under the test's temp dir."""
 
     def __init__(self, case: st.StraitTestCase, name: str = "controller", extra_args=(), ca_dir=None,
-                 bootstrap_token_file=None):
-        """`ca_dir`, `bootstrap_token_file`: given to the controller as Kubernetes mounts them,
-        instead of the ones it makes in its data dir."""
+                 bootstrap_token_file=None, admin_token_file=None):
+        """`ca_dir`, `bootstrap_token_file`, `admin_token_file`: given to the controller as
+        Kubernetes mounts them (and as replicas share them), instead of the ones it makes in
+        its data dir."""
         self.case = case
         self.ca_dir = ca_dir
         self.bootstrap_token_file = bootstrap_token_file
+        self._admin_token_file = admin_token_file
+        if admin_token_file:
+            extra_args = ["--admin-token-file", admin_token_file, *extra_args]
         if ca_dir:
             extra_args = ["--ca-dir", ca_dir, *extra_args]
         if bootstrap_token_file:
@@ -70,7 +85,7 @@ class ControlPlane:
 
     @property
     def admin_token_file(self) -> Path:
-        return self.data_dir / "admin.token"
+        return Path(self._admin_token_file or self.data_dir / "admin.token")
 
     @property
     def join_token_file(self) -> Path:

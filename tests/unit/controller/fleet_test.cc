@@ -8,53 +8,14 @@
 #include <thread>
 
 #include "controller/store/sqlite_store.h"
+#include "support/fake_agent_stream.h"
 
 namespace strait::controller {
 namespace {
 
 using namespace std::chrono_literals;
-using Message = std::shared_ptr<const control::v1::ControllerMessage>;
-
-constexpr auto kWait = 5s;
-
-// A stream that keeps what the fleet sends, for the test to take in order.
-class FakeStream final : public AgentStream {
- public:
-  void send(Message message) override {
-    std::lock_guard lock(mutex_);
-    received_.push_back(std::move(message));
-    changed_.notify_all();
-  }
-  void close(const absl::Status& status) override {
-    std::lock_guard lock(mutex_);
-    closed_ = status;
-    changed_.notify_all();
-  }
-
-  // The next message, or null when none comes within kWait.
-  Message next() {
-    std::unique_lock lock(mutex_);
-    if (!changed_.wait_for(lock, kWait, [this] { return !received_.empty(); })) return nullptr;
-    Message message = received_.front();
-    received_.pop_front();
-    return message;
-  }
-  // True when nothing arrives within `quiet`: for asserting that no push is made.
-  bool nothing_within(std::chrono::milliseconds quiet) {
-    std::unique_lock lock(mutex_);
-    return !changed_.wait_for(lock, quiet, [this] { return !received_.empty(); });
-  }
-  std::optional<absl::Status> closed() {
-    std::lock_guard lock(mutex_);
-    return closed_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<Message> received_;
-  std::optional<absl::Status> closed_;
-};
+using test::FakeStream;
+using Message = FakeStream::Message;
 
 Resource service(const std::string& name, const std::string& addr, const std::string& role = "") {
   Resource resource;
@@ -290,7 +251,7 @@ TEST(FleetMaintenanceTest, ExpiredStreamsAreClosedAndLongGoneAgentsForgotten) {
   ASSERT_NE(stream.next(), nullptr);
   // Within a few seconds its certificate expires: the stream is closed, and both agents,
   // disconnected with expired certificates past a zero retention, are forgotten.
-  auto deadline = std::chrono::steady_clock::now() + kWait;
+  auto deadline = std::chrono::steady_clock::now() + FakeStream::kWait;
   while (std::chrono::steady_clock::now() < deadline && !(stream.closed() && fleet.agents().empty())) {
     std::this_thread::sleep_for(20ms);
   }

@@ -6,8 +6,12 @@
 
 #include <filesystem>
 
+#include "support/store_resources.h"
+
 namespace strait::controller {
 namespace {
+
+constexpr auto service = test::service_resource;
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
@@ -20,15 +24,6 @@ class SqliteStoreTest : public ::testing::Test {
     auto store = open_sqlite_store((dir_ / "strait.db").string());
     EXPECT_TRUE(store.ok()) << store.status();
     return *std::move(store);
-  }
-
-  static Resource service(const std::string& name, const std::string& addr) {
-    Resource resource;
-    resource.set_kind("Service");
-    resource.mutable_metadata()->set_name(name);
-    resource.mutable_service()->set_name(name);
-    resource.mutable_service()->set_addr(addr);
-    return resource;
   }
 
   std::filesystem::path dir_;

@@ -1,0 +1,126 @@
+// Two controllers' fleets over one etcd store: what one enrols, relabels or deletes, the
+// other knows, so an agent may connect to either.
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <thread>
+
+#include "controller/server/fleet.h"
+#include "controller/store/etcd_store.h"
+#include "support/etcd_process.h"
+#include "support/fake_agent_stream.h"
+
+namespace strait::controller {
+namespace {
+
+using test::FakeStream;
+
+class SharedFleetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!test::EtcdProcess::available()) GTEST_SKIP() << "no " << test::EtcdProcess::kBinary << " (apt-get install etcd-server)";
+    ASSERT_TRUE(etcd_.start()) << "etcd did not start";
+    for (int i = 0; i < 2; ++i) {
+      EtcdStoreOptions options;
+      options.etcd.endpoints = {etcd_.endpoint()};
+      auto store = open_etcd_store(options);
+      ASSERT_TRUE(store.ok()) << store.status();
+      stores_[i] = *std::move(store);
+      FleetOptions fleet_options;
+      fleet_options.coalesce = std::chrono::milliseconds(0);
+      fleets_[i] = std::make_unique<Fleet>(*stores_[i], metrics_[i], fleet_options);
+      ASSERT_TRUE(fleets_[i]->load().ok());
+    }
+  }
+
+  void TearDown() override {
+    for (auto& fleet : fleets_) fleet.reset();
+  }
+
+  AgentIdentity enrol(Fleet& fleet, const std::string& id, const std::string& role) {
+    auto saved = fleet.update_record(id, [&](std::optional<AgentRecord>& record) {
+      record.emplace();
+      record->set_id(id);
+      (*record->mutable_labels())["role"] = role;
+      record->add_certificate_serials("serial-" + id);
+      record->set_certificate_expires_unix(4102444800);  // 2100
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(saved.ok()) << saved.status();
+    return AgentIdentity{id, "serial-" + id, 4102444800};
+  }
+
+  // Connects, waiting (bounded) for the other controller's watch to bring the record.
+  absl::StatusOr<uint64_t> connect(Fleet& fleet, const AgentIdentity& identity, FakeStream& stream) {
+    auto deadline = std::chrono::steady_clock::now() + FakeStream::kWait;
+    absl::StatusOr<uint64_t> session = absl::DeadlineExceededError("not tried");
+    do {
+      session = fleet.connect(identity, control::v1::Hello(), "test", &stream);
+      if (session.ok()) return session;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } while (std::chrono::steady_clock::now() < deadline);
+    return session;
+  }
+
+  test::EtcdProcess etcd_;
+  std::unique_ptr<Store> stores_[2];
+  ControllerMetrics metrics_[2];
+  std::unique_ptr<Fleet> fleets_[2];
+  std::deque<FakeStream> streams_;  // outlive the fleets, which may send until they stop
+};
+
+TEST_F(SharedFleetTest, AnAgentEnrolledThroughOneControllerConnectsToTheOther) {
+  Resource resource;
+  resource.set_kind("Service");
+  resource.mutable_metadata()->set_name("exit-svc");
+  (*resource.mutable_metadata()->mutable_placement()->mutable_match_labels())["role"] = "exit";
+  resource.mutable_service()->set_name("exit-svc");
+  resource.mutable_service()->set_addr(":2");
+  ASSERT_TRUE(stores_[0]->put(resource, std::nullopt).ok());
+  auto identity = enrol(*fleets_[0], "edge-1", "edge");
+  FakeStream& stream = streams_.emplace_back();
+  auto session = connect(*fleets_[1], identity, stream);
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto first = stream.next();
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->snapshot().config().services_size(), 0);
+  control::v1::Ack ack;
+  ack.set_version(first->snapshot().version());
+  ack.set_nonce(first->snapshot().nonce());
+  ack.set_accepted(true);
+  fleets_[1]->on_ack("edge-1", *session, ack);
+  // Relabelled through the first controller: the second pushes the new placement.
+  ASSERT_TRUE(fleets_[0]->update_record("edge-1", [](std::optional<AgentRecord>& record) {
+    (*record->mutable_labels())["role"] = "exit";
+    return absl::OkStatus();
+  }).ok());
+  auto relabelled = stream.next();
+  ASSERT_NE(relabelled, nullptr);
+  ASSERT_EQ(relabelled->snapshot().config().services_size(), 1);
+  EXPECT_EQ(relabelled->snapshot().config().services(0).addr(), ":2");
+  auto listed = fleets_[0]->agents();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].labels().at("role"), "exit");
+}
+
+TEST_F(SharedFleetTest, ADeletionThroughOneControllerClosesTheStreamOnTheOther) {
+  auto identity = enrol(*fleets_[0], "edge-1", "edge");
+  FakeStream& stream = streams_.emplace_back();
+  ASSERT_TRUE(connect(*fleets_[1], identity, stream).ok());
+  ASSERT_TRUE(*fleets_[0]->remove_agent("edge-1", "test"));
+  auto deadline = std::chrono::steady_clock::now() + FakeStream::kWait;
+  while (!stream.closed() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(stream.closed().has_value());
+  EXPECT_EQ(stream.closed()->code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(stream.closed()->message().find("deleted through another controller"), std::string::npos);
+  EXPECT_TRUE(fleets_[1]->agents().empty());
+  FakeStream& again = streams_.emplace_back();
+  EXPECT_EQ(fleets_[1]->connect(identity, control::v1::Hello(), "test", &again).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace strait::controller
