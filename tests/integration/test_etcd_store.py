@@ -1,4 +1,4 @@
-"""Several controllers on one etcd cluster (Debian's etcd-server, three members on loopback):
+"""Three controllers on one etcd cluster (Debian's etcd-server, three members on loopback):
 a change applied through one replica reaches agents connected to another, an agent moves to
 another replica when its own dies, racing applies through two replicas let one win, the
 cluster loses its leader, and etcd goes away entirely and comes back while agents keep
@@ -28,7 +28,7 @@ class EtcdStoreTest(st.StraitTestCase):
         self.shared.mkdir()
         self.token_file = self.shared / "join.token"
         self.token_file.write_text("sj_SharedBootstrapTokenOfEveryReplica0123456789\n")
-        self.replicas = [self.replica(f"controller-{i}") for i in range(2)]
+        self.replicas = [self.replica(f"controller-{i}") for i in range(3)]
         self.origin_server = self.origin({"/hello": b"hello through the replicas\n"})
         self.url = f"http://127.0.0.1:{self.origin_server.port}/hello"
 
@@ -38,20 +38,23 @@ class EtcdStoreTest(st.StraitTestCase):
                                extra_args=["--store", "etcd", "--etcd-endpoints", self.etcd.endpoints,
                                            "--coalesce-ms", "5"])
 
-    def test_a_change_through_one_replica_reaches_agents_of_another(self):
-        first, second = self.replicas
-        agent = second.start_agent("edge-1", "role=edge")
-        st.wait_until(lambda: "edge-1" in first.agents(), what="the agent's record seen by the other replica")
+    def test_a_change_through_one_replica_reaches_agents_of_the_others(self):
+        first, second, third = self.replicas
+        agents = [second.start_agent("edge-1", "role=edge"), third.start_agent("edge-2", "role=edge")]
+        st.wait_until(lambda: {"edge-1", "edge-2"} <= set(first.agents()), what="the agents' records on every replica")
         port = st.free_port()
         self.assertIn("service/entry created", first.apply(cp.service_yaml("entry", port)))
         second.wait_in_sync("edge-1")
-        agent.wait_tcp(port)
+        third.wait_in_sync("edge-2")
+        agents[0].wait_tcp(port)
         self.assertEqual(cp.curl_via(port, self.url), b"hello through the replicas\n")
-        # Both replicas read the same resources at the same revision.
-        self.assertEqual(first.ctl("get", "-o", "yaml").stdout, second.ctl("get", "-o", "yaml").stdout)
+        # Every replica reads the same resources at the same revision.
+        resources = [plane.ctl("get", "-o", "yaml").stdout for plane in self.replicas]
+        self.assertEqual(resources[0], resources[1])
+        self.assertEqual(resources[0], resources[2])
 
     def test_an_agent_moves_to_another_replica_when_its_own_dies(self):
-        first, second = self.replicas
+        first, second, _ = self.replicas
         port = st.free_port()
         first.apply(cp.service_yaml("entry", port))
         agent = self.start_agent("--controller", f"127.0.0.1:{first.agent_port},127.0.0.1:{second.agent_port}",
@@ -72,7 +75,7 @@ class EtcdStoreTest(st.StraitTestCase):
         self.assertEqual(cp.curl_via(new_port, self.url), b"hello through the replicas\n")
 
     def test_racing_applies_through_two_replicas_let_one_win(self):
-        first, second = self.replicas
+        first, second, _ = self.replicas
         first.apply(cp.service_yaml("entry", st.free_port()))
         revision = int(st.wait_until(
             lambda: [line.split()[-1] for line in second.ctl("get", "service", "entry", "-o", "yaml").stdout.splitlines()
@@ -83,7 +86,8 @@ class EtcdStoreTest(st.StraitTestCase):
             body = cp.service_yaml("entry", port).replace("metadata: {name: entry", f"metadata: {{name: entry, revision: {revision}")
             results[index] = plane.ctl("apply", "-f", "-", input_text=body, check=False)
 
-        threads = [threading.Thread(target=apply, args=(i, plane, st.free_port())) for i, plane in enumerate(self.replicas)]
+        threads = [threading.Thread(target=apply, args=(i, plane, st.free_port()))
+                   for i, plane in enumerate((first, second))]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -94,7 +98,7 @@ class EtcdStoreTest(st.StraitTestCase):
         self.assertIn("changed since it was read", loser.stderr)
 
     def test_the_leader_of_etcd_dies(self):
-        first, second = self.replicas
+        first, second, _ = self.replicas
         agent = second.start_agent("edge-1", "role=edge")
         self.etcd.kill(self.etcd.leader())
         port = st.free_port()
@@ -107,7 +111,7 @@ class EtcdStoreTest(st.StraitTestCase):
         self.assertEqual(cp.curl_via(port, self.url), b"hello through the replicas\n")
 
     def test_etcd_away_and_back(self):
-        first, second = self.replicas
+        first, second, _ = self.replicas
         agent = second.start_agent("edge-1", "role=edge")
         port = st.free_port()
         first.apply(cp.service_yaml("entry", port))
