@@ -6,6 +6,8 @@ own with mTLS under its certificate), and what the controller spends on them: RS
 per change, enrolment time.
 
 Usage: python3 bench/push_latency.py [--build build/release] [--agents 1000,10000] [--rounds 20]
+                                    [--stores sqlite,etcd]
+(etcd: a single-member etcd of Debian's etcd-server on loopback, started by the script.)
 (STRAIT_BENCH_KEEP=1 keeps the scratch directory with the controller's and the tool's logs.)
 """
 import argparse
@@ -69,7 +71,21 @@ def expect(tool, key, log):
     return line.split()[1:]
 
 
-def start_controller(build, data):
+def start_etcd(data):
+    """A single-member etcd in `data`; returns it and its client URL."""
+    client, peer = free_port(), free_port()
+    with open(os.path.join(data, "etcd.log"), "w") as log:
+        etcd = subprocess.Popen(
+            ["etcd", "--name=bench", f"--data-dir={os.path.join(data, 'etcd')}",
+             f"--listen-client-urls=http://127.0.0.1:{client}", f"--advertise-client-urls=http://127.0.0.1:{client}",
+             f"--listen-peer-urls=http://127.0.0.1:{peer}", f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+             f"--initial-cluster=bench=http://127.0.0.1:{peer}", "--logger=zap", "--log-level=error"],
+            stdout=subprocess.DEVNULL, stderr=log)
+    wait_port(client, etcd)
+    return etcd, f"http://127.0.0.1:{client}"
+
+
+def start_controller(build, data, store_args):
     """strait-controller on three fresh ports; returns it and its agent and admin ports. A port
     taken between free_port() and the controller's bind (tests running beside the bench, or
     the last run's connections) means another try with other ports."""
@@ -81,7 +97,7 @@ def start_controller(build, data):
                 [os.path.join(build, "controller", "strait-controller"), "--data-dir", data,
                  "--listen-agents", f"127.0.0.1:{agent_port}", "--listen-admin", f"127.0.0.1:{admin_port}",
                  "--listen-http", f"127.0.0.1:{http_port}", "--bootstrap-token-labels", "role=*",
-                 "--enroll-rate", "10000"],
+                 "--enroll-rate", "10000", *store_args],
                 stdout=subprocess.DEVNULL, stderr=log, preexec_fn=raise_nofile)
         try:
             wait_port(agent_port, controller)
@@ -97,12 +113,16 @@ def start_controller(build, data):
                 raise RuntimeError(f"strait-controller did not start:\n{text[-2000:]}")
 
 
-def run(build, agents, rounds):
+def run(build, agents, rounds, store):
     data = tempfile.mkdtemp(prefix="strait-bench-push-")
     tool_log = os.path.join(data, "push_latency.log")
-    controller = tool = None
+    controller = tool = etcd = None
     try:
-        controller, agent_port, admin_port = start_controller(build, data)
+        store_args = []
+        if store == "etcd":
+            etcd, endpoint = start_etcd(data)
+            store_args = ["--store", "etcd", "--etcd-endpoints", endpoint]
+        controller, agent_port, admin_port = start_controller(build, data, store_args)
         idle_rss = rss_kib(controller.pid)
         peak = PeakRss(controller.pid, idle_rss)
         with open(tool_log, "w") as log:
@@ -144,6 +164,9 @@ def run(build, agents, rounds):
                 controller.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 controller.kill()
+        if etcd is not None:
+            etcd.kill()
+            etcd.wait()
         if os.environ.get("STRAIT_BENCH_KEEP"):
             print(f"kept {data}", file=sys.stderr)
         else:
@@ -155,19 +178,21 @@ def main():
     parser.add_argument("--build", default="build/release")
     parser.add_argument("--agents", default="1000,10000")
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--stores", default="sqlite", help="sqlite, etcd or both: sqlite,etcd")
     args = parser.parse_args()
     for binary in ("controller/strait-controller", "bench/push_latency"):
         if not os.access(os.path.join(args.build, binary), os.X_OK):
             sys.exit(f"{args.build}/{binary} missing: cmake --preset release && cmake --build --preset release")
-    print("| agents | rounds | samples | p50 ms | p99 ms | max ms | enrolment s | connect s "
+    print("| store | agents | rounds | samples | p50 ms | p99 ms | max ms | enrolment s | connect s "
           "| controller CPU ms per change | controller CPU idle | controller RSS idle | connected | peak |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for agents in (int(n) for n in args.agents.split(",")):
-        r = run(args.build, agents, args.rounds)
-        print(f"| {agents} | {args.rounds} | {r['samples']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} "
-              f"| {r['enrol']:.2f} | {r['connect']:.2f} | {r['cpu_per_change_ms']:.1f} | {r['idle_cpu'] * 100:.1f} % "
-              f"| {r['idle_rss'] / 1024:.1f} MiB | {r['connected_rss'] / 1024:.1f} MiB "
-              f"| {r['peak_rss'] / 1024:.1f} MiB |", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for store in args.stores.split(","):
+        for agents in (int(n) for n in args.agents.split(",")):
+            r = run(args.build, agents, args.rounds, store)
+            print(f"| {store} | {agents} | {args.rounds} | {r['samples']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} "
+                  f"| {r['enrol']:.2f} | {r['connect']:.2f} | {r['cpu_per_change_ms']:.1f} "
+                  f"| {r['idle_cpu'] * 100:.1f} % | {r['idle_rss'] / 1024:.1f} MiB | {r['connected_rss'] / 1024:.1f} MiB "
+                  f"| {r['peak_rss'] / 1024:.1f} MiB |", flush=True)
 
 
 if __name__ == "__main__":
