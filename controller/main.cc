@@ -222,11 +222,11 @@ int run(const Options& options) {
   Credentials credentials(**store, *admin_token);
   std::string join_token_path =
       options.bootstrap_token_file.empty() ? options.data_dir + "/join.token" : options.bootstrap_token_file;
-  auto bootstrap = options.bootstrap_token_file.empty()
-                       ? ensure_bootstrap_token(join_token_path, credentials, bootstrap_ttl->count(), *grants)
-                       : import_bootstrap_token(join_token_path, credentials, bootstrap_ttl->count(), *grants);
-  if (auto status = bootstrap; !status.ok()) {
-    std::cerr << "strait-controller: " << status.message() << "\n";
+  absl::Status bootstrap = options.bootstrap_token_file.empty()
+                               ? ensure_bootstrap_token(join_token_path, credentials, bootstrap_ttl->count(), *grants)
+                               : import_bootstrap_token(join_token_path, credentials, bootstrap_ttl->count(), *grants);
+  if (!bootstrap.ok()) {
+    std::cerr << "strait-controller: " << bootstrap.message() << "\n";
     return kExitRuntime;
   }
   metrics.store_revision.store((*store)->revision());
