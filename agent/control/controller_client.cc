@@ -16,6 +16,10 @@ namespace {
 using control::v1::AgentMessage;
 using control::v1::ControllerMessage;
 
+// Initial metadata of a stream strait-controller took (controller/server/agent_service.h):
+// all that comes when the agent serves its snapshot already.
+constexpr char kAdmitted[] = "strait-admitted";
+
 int64_t now_millis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -256,6 +260,10 @@ ControllerClient::SessionEnd ControllerClient::session() {
     current_ = nullptr;
     if (stopping_) return SessionEnd::kFailed;
   }
+  // Served: its snapshot came, or the controller said it took the stream (nothing comes when
+  // the agent holds its snapshot already).
+  const auto& initial = context.GetServerInitialMetadata();
+  bool served = got_snapshot || initial.find(kAdmitted) != initial.end();
   switch (status.error_code()) {
     case grpc::StatusCode::PERMISSION_DENIED:
       spdlog::error("controller {} refused agent {}: {}; to enrol again, remove {} and start with a join token",
@@ -270,7 +278,7 @@ ControllerClient::SessionEnd ControllerClient::session() {
     default:
       spdlog::warn("controller {}: stream ended: {}", address(),
                    status.ok() ? std::string("closed by the controller") : status.error_message());
-      return got_snapshot ? SessionEnd::kServed : SessionEnd::kFailed;
+      return served ? SessionEnd::kServed : SessionEnd::kFailed;
   }
 }
 

@@ -57,7 +57,7 @@ absl::Status check_hello(const control::v1::Hello& hello, const AgentIdentity& i
 class AgentSession final : public grpc::ServerBidiReactor<AgentMessage, ControllerMessage>, public AgentStream {
  public:
   AgentSession(grpc::CallbackServerContext* context, Fleet& fleet, ControllerMetrics& metrics)
-      : fleet_(fleet), metrics_(metrics), peer_(context->peer()) {
+      : context_(context), fleet_(fleet), metrics_(metrics), peer_(context->peer()) {
     auto identity = peer_identity(*context);
     if (!identity.ok()) {
       metrics_.refused(Refusal::kNoCertificate);
@@ -72,8 +72,10 @@ class AgentSession final : public grpc::ServerBidiReactor<AgentMessage, Controll
   void send(std::shared_ptr<const ControllerMessage> message) override {
     std::lock_guard lock(mutex_);
     if (finished_) return;
-    if (writing_) {
-      next_ = std::move(message);  // the fleet sent a newer one before the last write completed
+    if (writing_ || !admitted_) {
+      // A newer one before the last write completed, or the first one, which goes out when
+      // connect() has returned, carrying the admission.
+      next_ = std::move(message);
       return;
     }
     writing_ = true;
@@ -125,6 +127,7 @@ class AgentSession final : public grpc::ServerBidiReactor<AgentMessage, Controll
         return false;
       }
       session_ = *session;
+      admit();
       return true;
     }
     switch (message.kind_case()) {
@@ -143,6 +146,22 @@ class AgentSession final : public grpc::ServerBidiReactor<AgentMessage, Controll
     return false;
   }
 
+  // Tells the agent it is served: its first snapshot, or the initial metadata alone when it
+  // holds its snapshot already.
+  void admit() {
+    std::lock_guard lock(mutex_);
+    if (finished_) return;
+    admitted_ = true;
+    context_->AddInitialMetadata(kAdmittedMetadata, "1");
+    if (next_ == nullptr) {
+      StartSendInitialMetadata();
+      return;
+    }
+    writing_ = true;
+    current_ = std::move(next_);
+    StartWrite(current_.get());
+  }
+
   void finish(const grpc::Status& status) {
     std::lock_guard lock(mutex_);
     if (finished_) return;
@@ -150,6 +169,7 @@ class AgentSession final : public grpc::ServerBidiReactor<AgentMessage, Controll
     Finish(status);
   }
 
+  grpc::CallbackServerContext* context_;
   Fleet& fleet_;
   ControllerMetrics& metrics_;
   std::string peer_;
@@ -160,6 +180,7 @@ class AgentSession final : public grpc::ServerBidiReactor<AgentMessage, Controll
   std::shared_ptr<const ControllerMessage> current_;  // being written
   std::shared_ptr<const ControllerMessage> next_;
   bool writing_ = false;
+  bool admitted_ = false;
   bool finished_ = false;
 };
 

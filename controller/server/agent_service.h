@@ -6,6 +6,10 @@
 
 namespace strait::controller {
 
+// Initial metadata of a stream the fleet took: the agent knows it is served even when it
+// holds its snapshot already, so that nothing else comes down the stream.
+inline constexpr char kAdmittedMetadata[] = "strait-admitted";
+
 // AgentControl: one reactor per agent stream (gRPC's callback API, so a thousand agents cost
 // a thousand small objects, not a thousand threads), and enrolment and renewal.
 class AgentControlService final : public control::v1::AgentControl::CallbackService {

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "common/agent_certificate.h"
 #include "controller/store/sqlite_store.h"
@@ -92,6 +93,16 @@ class AgentServiceTest : public ::testing::Test {
     return stream->Finish();
   }
 
+  // Enrols `id` and opens its first stream, which ends after its first message, `first`.
+  std::unique_ptr<control::v1::AgentControl::Stub> enrol_and_connect(const std::string& id, ControllerMessage& first) {
+    auto [key, cert] = enrol(id);
+    auto agent = stub(key, cert);
+    control::v1::Hello greeting;
+    greeting.set_agent_id(id);
+    EXPECT_TRUE(hello(*agent, greeting, &first).ok());
+    return agent;
+  }
+
   std::filesystem::path dir_;
   std::unique_ptr<Store> store_;
   std::optional<CertificateAuthority> authority_;
@@ -106,13 +117,38 @@ class AgentServiceTest : public ::testing::Test {
 };
 
 TEST_F(AgentServiceTest, AnEnrolledAgentConnectsWithItsCertificateAndGetsItsSnapshot) {
-  auto [key, cert] = enrol("edge-1");
-  auto agent = stub(key, cert);
   ControllerMessage first;
+  enrol_and_connect("edge-1", first);
+  EXPECT_TRUE(first.has_snapshot());
+}
+
+TEST_F(AgentServiceTest, AnAgentHoldingItsSnapshotIsToldItIsServedAndSentNothing) {
+  ControllerMessage first;
+  auto agent = enrol_and_connect("edge-1", first);
+  ASSERT_TRUE(first.has_snapshot());
+  // That stream is cancelled; once the fleet saw it go, the agent comes back serving it.
+  auto gone = [&] {
+    for (const auto& info : fleet_->agents()) {
+      if (info.connected()) return false;
+    }
+    return true;
+  };
+  for (int i = 0; i < 500 && !gone(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(gone());
   control::v1::Hello greeting;
   greeting.set_agent_id("edge-1");
-  ASSERT_TRUE(hello(*agent, greeting, &first).ok());
-  EXPECT_TRUE(first.has_snapshot());
+  greeting.set_applied_version(first.snapshot().version());
+  auto call = context();
+  auto stream = agent->Connect(call.get());
+  AgentMessage message;
+  *message.mutable_hello() = greeting;
+  ASSERT_TRUE(stream->Write(message));
+  stream->WaitForInitialMetadata();
+  const auto& metadata = call->GetServerInitialMetadata();
+  EXPECT_NE(metadata.find(kAdmittedMetadata), metadata.end());
+  EXPECT_EQ(metrics_.pushes_skipped_on_connect.load(), 1u);
+  call->TryCancel();
+  stream->Finish();
 }
 
 TEST_F(AgentServiceTest, AStreamWithoutAnAgentCertificateIsRefused) {
