@@ -13,19 +13,31 @@
 // and reads a line from stdin after "connected" and after "latency" (before the rounds, and
 // before closing the streams), so that a driver can sample the controller in between; with
 // stdin at end of file (</dev/null) it goes straight on.
+//
+// When the line after "latency" is "restart": one more round, so that every agent holds the
+// newest snapshot, then "armed", upon which the driver kills the controller and starts it
+// again; every agent reconnects as the real one does (its backoff and jitter, a new
+// connection per attempt, its applied version in the Hello). Then, from "armed":
+//   "reconnected <seconds until all are back> <p50_ms> <p99_ms> <attempts>"
+//   "after-restart <p50_ms> <p99_ms> <max_ms>"   a change pushed once all are back
+// and another line from stdin before closing the streams.
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <functional>
+#include <map>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -63,7 +75,21 @@ std::string read_file(const std::string& path) {
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-// What every simulated agent reports to: the current round's start and the ACK times.
+// How the real agent reconnects (agent/control/controller_client.cc): after a stream that
+// served, the backoff starts again at 500 ms; each attempt, on a new channel, waits a full
+// jitter between half and all of the backoff, which then doubles, up to 30 s.
+constexpr auto kInitialBackoff = std::chrono::milliseconds(500);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(30000);
+// The controller's initial metadata on a stream it took (controller/server/agent_service.h).
+constexpr char kAdmittedMetadata[] = "strait-admitted";
+
+std::chrono::milliseconds uniform_ms(int64_t low, int64_t high) {
+  static thread_local std::mt19937_64 random{std::random_device{}()};
+  return std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(low, high)(random));
+}
+
+// What every simulated agent reports to: the current round's start and the ACK times, and
+// the reconnections after a controller restart.
 struct Round {
   std::mutex mutex;
   std::condition_variable changed;
@@ -76,109 +102,261 @@ struct Round {
   int failed = 0;                    // of those, ended with an error we did not cause
   std::string first_error;
   bool cancelling = false;
+  // Restart phase: a stream that ends is opened again, as the real agent does.
+  bool restarting = false;
+  Clock::time_point restart_started;
+  std::vector<double> reconnect_ms;  // per agent: from the restart to its stream admitted again
+  int attempts = 0;                  // streams opened since the restart
 };
 
-class SimAgent final : public grpc::ClientBidiReactor<AgentMessage, ControllerMessage> {
+// Runs callbacks at their time on one thread (the simulated agents' reconnect timers).
+class Scheduler {
  public:
-  SimAgent(const std::string& address, grpc::SslCredentialsOptions tls, const std::string& id, Round& shared)
-      : shared_(shared), id_(id) {
-    grpc::ChannelArguments arguments;
-    // A connection of its own: TLS identity is per connection, so agents must not share
-    // subchannels (the global pool would hand every channel to the same address the same one).
-    arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    stub_ = strait::control::v1::AgentControl::NewStub(
-        grpc::CreateCustomChannel(address, grpc::SslCredentials(tls), arguments));
-  }
-
-  void start() {
-    // A connection refused or reset while the controller is busy with handshakes is retried
-    // with gRPC's backoff instead of failing the stream.
-    context_.set_wait_for_ready(true);
-    stub_->async()->Connect(&context_, this);
-    AgentMessage hello;
-    hello.mutable_hello()->set_agent_id(id_);  // must be the certificate's; labels come from enrolment
-    hello.mutable_hello()->set_agent_version("push_latency");
-    send(std::move(hello));
-    StartRead(&incoming_);
-    StartCall();
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) return;
-    auto now = Clock::now();
-    const auto& snapshot = incoming_.snapshot();
-    AgentMessage ack;
-    ack.mutable_ack()->set_version(snapshot.version());
-    ack.mutable_ack()->set_nonce(snapshot.nonce());
-    ack.mutable_ack()->set_accepted(true);
-    send(std::move(ack));
+  Scheduler() : thread_([this] { run(); }) {}
+  ~Scheduler() {
     {
-      std::lock_guard lock(shared_.mutex);
-      if (!counted_connect_) {
-        counted_connect_ = true;
-        ++shared_.connected;
-      }
-      int round = round_of(snapshot);
-      if (round == shared_.round && round > 0) {
-        shared_.latencies_ms.push_back(std::chrono::duration<double, std::milli>(now - shared_.started).count());
-        ++shared_.acked_this_round;
-      }
-      shared_.changed.notify_all();
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      wake_.notify_all();
     }
-    StartRead(&incoming_);
+    thread_.join();
   }
 
-  void OnWriteDone(bool ok) override {
+  void at(Clock::time_point when, std::function<void()> job) {
     std::lock_guard lock(mutex_);
-    queue_.pop_front();
-    if (ok && !queue_.empty()) {
-      StartWrite(&queue_.front());
-    } else {
-      writing_ = false;
-    }
+    jobs_.emplace(when, std::move(job));
+    wake_.notify_all();
   }
-
-  void OnDone(const grpc::Status& status) override {
-    std::lock_guard lock(shared_.mutex);
-    ++shared_.ended;
-    if (!shared_.cancelling || status.error_code() != grpc::StatusCode::CANCELLED) {
-      if (shared_.failed++ == 0) {
-        shared_.first_error = id_ + ": " + std::to_string(status.error_code()) + " " + status.error_message();
-      }
-    }
-    shared_.changed.notify_all();
-  }
-
-  void cancel() { context_.TryCancel(); }
 
  private:
-  // The round number the bench service's name carries ("bench-<round>").
-  static int round_of(const strait::control::v1::Snapshot& snapshot) {
-    for (const auto& service : snapshot.config().services()) {
-      if (service.name().rfind("bench-", 0) == 0) return std::atoi(service.name().c_str() + 6);
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      if (jobs_.empty()) {
+        wake_.wait(lock);
+        continue;
+      }
+      auto first = jobs_.begin();
+      if (first->first > Clock::now()) {
+        wake_.wait_until(lock, first->first);
+        continue;
+      }
+      auto job = std::move(first->second);
+      jobs_.erase(first);
+      lock.unlock();
+      job();
+      lock.lock();
     }
-    return 0;
   }
 
-  void send(AgentMessage message) {
-    std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(message));
-    if (!writing_) {
-      writing_ = true;
-      StartWrite(&queue_.front());
-    }
-  }
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::multimap<Clock::time_point, std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
 
-  Round& shared_;
-  std::string id_;
-  std::unique_ptr<strait::control::v1::AgentControl::Stub> stub_;
+class SimAgent;
+
+// One AgentControl stream of a simulated agent: Hello, then an ACK for every snapshot.
+class AgentStream final : public grpc::ClientBidiReactor<AgentMessage, ControllerMessage> {
+ public:
+  explicit AgentStream(SimAgent& agent) : agent_(agent) {}
+  void start(strait::control::v1::AgentControl::Stub& stub, bool wait_for_ready, const std::string& id,
+             const std::string& applied_version);
+  void OnReadInitialMetadataDone(bool ok) override;
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnDone(const grpc::Status& status) override;
+  void cancel() { context_.TryCancel(); }
+  bool done() const { return done_.load(); }
+
+ private:
+  void send(AgentMessage message);
+
+  SimAgent& agent_;
   grpc::ClientContext context_;
   ControllerMessage incoming_;
   std::mutex mutex_;
   std::deque<AgentMessage> queue_;
   bool writing_ = false;
-  bool counted_connect_ = false;
+  bool admitted_ = false;  // read and written on this stream's reactor callbacks only
+  std::atomic<bool> done_{false};
 };
+
+class SimAgent {
+ public:
+  SimAgent(const std::string& address, grpc::SslCredentialsOptions tls, const std::string& id, Round& shared,
+           Scheduler& scheduler)
+      : address_(address), tls_(std::move(tls)), id_(id), shared_(shared), scheduler_(scheduler) {
+    open_channel();
+  }
+
+  // Opens a stream on the current channel or a new one (waiting for the connection to come
+  // up when asked).
+  void connect(bool wait_for_ready, bool new_channel = false) {
+    std::lock_guard lock(mutex_);
+    if (stream_ != nullptr) {
+      // Its OnDone has run (that is what scheduled this), but may not have returned yet.
+      while (!stream_->done()) std::this_thread::yield();
+    }
+    if (new_channel) open_channel();
+    stream_ = std::make_unique<AgentStream>(*this);
+    stream_->start(*stub_, wait_for_ready, id_, applied_version_);
+  }
+
+  void cancel() {
+    std::lock_guard lock(mutex_);
+    if (stream_ != nullptr) stream_->cancel();
+  }
+
+  // The controller took the stream: its first snapshot or its admission metadata came.
+  void on_admitted() {
+    std::lock_guard lock(shared_.mutex);
+    if (!counted_connect_) {
+      counted_connect_ = true;
+      ++shared_.connected;
+    }
+    if (shared_.restarting && !back_) {
+      back_ = true;
+      shared_.reconnect_ms.push_back(
+          std::chrono::duration<double, std::milli>(Clock::now() - shared_.restart_started).count());
+    }
+    shared_.changed.notify_all();
+  }
+
+  void on_snapshot(const strait::control::v1::Snapshot& snapshot, Clock::time_point received) {
+    {
+      std::lock_guard lock(mutex_);
+      applied_version_ = snapshot.version();  // what the next Hello says it serves
+    }
+    std::lock_guard lock(shared_.mutex);
+    int round = round_of(snapshot);
+    if (round == shared_.round && round > 0) {
+      shared_.latencies_ms.push_back(std::chrono::duration<double, std::milli>(received - shared_.started).count());
+      ++shared_.acked_this_round;
+      shared_.changed.notify_all();
+    }
+  }
+
+  void on_done(const grpc::Status& status, bool admitted) {
+    std::lock_guard lock(shared_.mutex);
+    if (!shared_.restarting || shared_.cancelling) {
+      ++shared_.ended;
+      if (!shared_.cancelling || status.error_code() != grpc::StatusCode::CANCELLED) {
+        if (shared_.failed++ == 0) {
+          shared_.first_error = id_ + ": " + std::to_string(status.error_code()) + " " + status.error_message();
+        }
+      }
+      shared_.changed.notify_all();
+      return;
+    }
+    if (admitted) backoff_ = kInitialBackoff;
+    auto delay = uniform_ms(backoff_.count() / 2, backoff_.count());
+    backoff_ = std::min(kMaxBackoff, backoff_ * 2);
+    ++shared_.attempts;
+    scheduler_.at(Clock::now() + delay, [this] { connect(false, true); });
+  }
+
+  void reset_restart() { back_ = false; }  // under shared_.mutex
+
+ private:
+  // The newest round a bench service's name carries ("bench-<round>").
+  static int round_of(const strait::control::v1::Snapshot& snapshot) {
+    int round = 0;
+    for (const auto& service : snapshot.config().services()) {
+      if (service.name().rfind("bench-", 0) == 0) round = std::max(round, std::atoi(service.name().c_str() + 6));
+    }
+    return round;
+  }
+
+  void open_channel() {
+    grpc::ChannelArguments arguments;
+    // A connection of its own: TLS identity is per connection, so agents must not share
+    // subchannels (the global pool would hand every channel to the same address the same one).
+    arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    stub_ = strait::control::v1::AgentControl::NewStub(
+        grpc::CreateCustomChannel(address_, grpc::SslCredentials(tls_), arguments));
+  }
+
+  const std::string address_;
+  const grpc::SslCredentialsOptions tls_;
+  const std::string id_;
+  Round& shared_;
+  Scheduler& scheduler_;
+  std::mutex mutex_;  // guards the stream, the stub and the applied version
+  std::unique_ptr<strait::control::v1::AgentControl::Stub> stub_;
+  std::unique_ptr<AgentStream> stream_;
+  std::string applied_version_;
+  std::chrono::milliseconds backoff_ = kInitialBackoff;  // on_done only: one stream at a time
+  bool counted_connect_ = false;                         // under shared_.mutex
+  bool back_ = false;                                    // under shared_.mutex
+};
+
+void AgentStream::start(strait::control::v1::AgentControl::Stub& stub, bool wait_for_ready, const std::string& id,
+                        const std::string& applied_version) {
+  // A connection refused or reset while the controller is busy with handshakes is retried
+  // with gRPC's backoff instead of failing the stream (the first connect only: after a
+  // restart, the agent's own backoff decides, as in the real agent).
+  context_.set_wait_for_ready(wait_for_ready);
+  stub.async()->Connect(&context_, this);
+  AgentMessage hello;
+  hello.mutable_hello()->set_agent_id(id);  // must be the certificate's; labels come from enrolment
+  hello.mutable_hello()->set_agent_version("push_latency");
+  hello.mutable_hello()->set_applied_version(applied_version);
+  send(std::move(hello));
+  StartRead(&incoming_);
+  StartCall();
+}
+
+void AgentStream::OnReadInitialMetadataDone(bool ok) {
+  if (!ok || admitted_) return;
+  const auto& metadata = context_.GetServerInitialMetadata();
+  if (metadata.find(kAdmittedMetadata) == metadata.end()) return;
+  admitted_ = true;
+  agent_.on_admitted();
+}
+
+void AgentStream::OnReadDone(bool ok) {
+  if (!ok) return;
+  auto now = Clock::now();
+  const auto& snapshot = incoming_.snapshot();
+  AgentMessage ack;
+  ack.mutable_ack()->set_version(snapshot.version());
+  ack.mutable_ack()->set_nonce(snapshot.nonce());
+  ack.mutable_ack()->set_accepted(true);
+  send(std::move(ack));
+  if (!admitted_) {
+    admitted_ = true;
+    agent_.on_admitted();
+  }
+  agent_.on_snapshot(snapshot, now);
+  StartRead(&incoming_);
+}
+
+void AgentStream::OnWriteDone(bool ok) {
+  std::lock_guard lock(mutex_);
+  queue_.pop_front();
+  if (ok && !queue_.empty()) {
+    StartWrite(&queue_.front());
+  } else {
+    writing_ = false;
+  }
+}
+
+void AgentStream::OnDone(const grpc::Status& status) {
+  agent_.on_done(status, admitted_);
+  done_ = true;
+}
+
+void AgentStream::send(AgentMessage message) {
+  std::lock_guard lock(mutex_);
+  queue_.push_back(std::move(message));
+  if (!writing_) {
+    writing_ = true;
+    StartWrite(&queue_.front());
+  }
+}
 
 // Waits until `done` holds, failing when `progress` (a count) has not moved for kStall.
 template <typename Done, typename Progress>
@@ -333,6 +511,7 @@ int main(int argc, char** argv) {
   // a time.
   Round shared;
   std::vector<std::unique_ptr<SimAgent>> fleet;
+  Scheduler scheduler;  // destroyed before the agents its jobs name
   fleet.reserve(static_cast<size_t>(agents));
   auto connect_started = Clock::now();
   {
@@ -350,8 +529,8 @@ int main(int argc, char** argv) {
       tls.pem_private_key = std::move(keys[static_cast<size_t>(i)].key_pem);
       tls.pem_cert_chain = std::move(certificates[static_cast<size_t>(i)]);
       lock.unlock();
-      fleet.push_back(std::make_unique<SimAgent>(agent_address, std::move(tls), id_of(i), shared));
-      fleet.back()->start();
+      fleet.push_back(std::make_unique<SimAgent>(agent_address, std::move(tls), id_of(i), shared, scheduler));
+      fleet.back()->connect(true);
       lock.lock();
     }
     bool all = shared.failed == 0 &&
@@ -372,7 +551,13 @@ int main(int argc, char** argv) {
   std::getline(std::cin, line);
 
   auto admin = strait::admin::v1::Admin::NewStub(grpc::CreateChannel(admin_address, grpc::SslCredentials(server_only)));
-  for (int round = 1; round <= rounds; ++round) {
+  auto admin_context = [&](grpc::ClientContext& context) {
+    context.AddMetadata("authorization", "Bearer " + admin_token);
+    context.set_wait_for_ready(true);  // after a restart, until the controller is back
+    context.set_deadline(std::chrono::system_clock::now() + kStall);
+  };
+  // Applies the service "bench-<round>" and waits for every agent's ACK of it.
+  auto push_round = [&](int round) {
     strait::admin::v1::ApplyRequest request;
     auto& resource = *request.mutable_resource();
     resource.set_kind("Service");
@@ -388,49 +573,99 @@ int main(int argc, char** argv) {
       shared.started = Clock::now();
     }
     grpc::ClientContext context;
-    context.AddMetadata("authorization", "Bearer " + admin_token);
+    admin_context(context);
     strait::admin::v1::ApplyResponse response;
     auto status = admin->Apply(&context, request, &response);
     if (!status.ok()) {
       std::fprintf(stderr, "push_latency: apply failed: %s\n", status.error_message().c_str());
       std::_Exit(1);
     }
-    {
-      std::unique_lock lock(shared.mutex);
-      if (!wait_progressing(
-              lock, shared.changed, [&] { return shared.failed > 0 || shared.acked_this_round == agents; },
-              [&] { return shared.acked_this_round; }) ||
-          shared.failed > 0) {
-        std::fprintf(stderr, "push_latency: round %d: %d of %d agents acked; %d streams failed%s%s\n", round,
-                     shared.acked_this_round, agents, shared.failed, shared.failed > 0 ? ", first: " : "",
-                     shared.first_error.c_str());
-        std::fflush(stderr);
-        std::_Exit(1);
-      }
+    std::unique_lock lock(shared.mutex);
+    if (!wait_progressing(
+            lock, shared.changed, [&] { return shared.failed > 0 || shared.acked_this_round == agents; },
+            [&] { return shared.acked_this_round; }) ||
+        shared.failed > 0) {
+      std::fprintf(stderr, "push_latency: round %d: %d of %d agents acked; %d streams failed%s%s\n", round,
+                   shared.acked_this_round, agents, shared.failed, shared.failed > 0 ? ", first: " : "",
+                   shared.first_error.c_str());
+      std::fflush(stderr);
+      std::_Exit(1);
     }
-    // Each round adds one service and then removes it, so every snapshot stays small.
-    grpc::ClientContext delete_context;
-    delete_context.AddMetadata("authorization", "Bearer " + admin_token);
+  };
+  auto remove_round = [&](int round) {
+    grpc::ClientContext context;
+    admin_context(context);
     strait::admin::v1::DeleteRequest remove;
     remove.set_kind("Service");
     remove.set_name("bench-" + std::to_string(round));
     strait::admin::v1::DeleteResponse removed;
-    status = admin->Delete(&delete_context, remove, &removed);
+    auto status = admin->Delete(&context, remove, &removed);
     if (!status.ok()) {
       std::fprintf(stderr, "push_latency: delete failed: %s\n", status.error_message().c_str());
       std::_Exit(1);
     }
+  };
+  // p50, p99 and max of the samples, sorted here.
+  auto percentiles = [](std::vector<double> samples) {
+    std::sort(samples.begin(), samples.end());
+    auto at = [&](double p) { return samples[std::min(samples.size() - 1, static_cast<size_t>(p * samples.size()))]; };
+    return std::array<double, 3>{at(0.5), at(0.99), samples.back()};
+  };
+
+  for (int round = 1; round <= rounds; ++round) {
+    push_round(round);
+    // Each round adds one service and then removes it, so every snapshot stays small.
+    remove_round(round);
   }
   std::vector<double> samples;
   {
     std::lock_guard lock(shared.mutex);
-    samples = shared.latencies_ms;
+    samples = std::move(shared.latencies_ms);
+    shared.latencies_ms.clear();
   }
-  std::sort(samples.begin(), samples.end());
-  auto at = [&](double p) { return samples[std::min(samples.size() - 1, static_cast<size_t>(p * samples.size()))]; };
-  std::printf("latency %.2f %.2f %.2f %zu\n", at(0.5), at(0.99), samples.back(), samples.size());
+  auto latency = percentiles(samples);
+  std::printf("latency %.2f %.2f %.2f %zu\n", latency[0], latency[1], latency[2], samples.size());
   std::fflush(stdout);
   std::getline(std::cin, line);
+
+  if (line == "restart") {
+    // Every agent holds the newest snapshot, so the Hello after the restart says so.
+    push_round(rounds + 1);
+    {
+      std::lock_guard lock(shared.mutex);
+      shared.latencies_ms.clear();
+      shared.restarting = true;
+      shared.restart_started = Clock::now();
+      for (auto& agent : fleet) agent->reset_restart();
+    }
+    // The driver kills the controller now and starts it again.
+    std::printf("armed\n");
+    std::fflush(stdout);
+    {
+      std::unique_lock lock(shared.mutex);
+      if (!wait_progressing(
+              lock, shared.changed, [&] { return shared.reconnect_ms.size() == static_cast<size_t>(agents); },
+              [&] { return shared.reconnect_ms.size() + static_cast<size_t>(shared.attempts); })) {
+        std::fprintf(stderr, "push_latency: %zu of %d agents back after the restart, %d attempts\n",
+                     shared.reconnect_ms.size(), agents, shared.attempts);
+        std::fflush(stderr);
+        std::_Exit(1);
+      }
+      auto back = percentiles(shared.reconnect_ms);
+      std::printf("reconnected %.3f %.2f %.2f %d\n", seconds_since(shared.restart_started), back[0], back[1],
+                  shared.attempts);
+      std::fflush(stdout);
+    }
+    // A change after the restart reaches every agent.
+    push_round(rounds + 2);
+    {
+      std::lock_guard lock(shared.mutex);
+      auto after = percentiles(shared.latencies_ms);
+      std::printf("after-restart %.2f %.2f %.2f\n", after[0], after[1], after[2]);
+      std::fflush(stdout);
+    }
+    std::getline(std::cin, line);
+  }
 
   {
     std::lock_guard lock(shared.mutex);
