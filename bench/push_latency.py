@@ -118,24 +118,29 @@ def start_controller(build, data, store_args, ports=None):
                 raise RuntimeError(f"strait-controller did not start:\n{text[-2000:]}")
 
 
-def restart(build, data, store_args, controller, ports, tool, tool_log):
-    """Kills the controller once the tool is armed, starts it again and waits for the tool's
-    figures; returns them, with the controller's start time, CPU and RSS after."""
+def restart(build, data, store_args, controller, ports, tool):
+    """Kills the controller once the tool is armed and starts it again on the same ports;
+    returns the new one and the time of the kill."""
     tool.stdin.write("restart\n")
     tool.stdin.flush()
-    expect(tool, "armed", tool_log)
+    expect(tool, "armed", os.path.join(data, "push_latency.log"))
     killed = time.monotonic()
     controller.kill()
     controller.wait()
     # The first run's log is kept beside the new one.
     os.rename(os.path.join(data, "controller.log"), os.path.join(data, "controller-before-restart.log"))
     controller, _ = start_controller(build, data, store_args, ports)
+    return controller, killed
+
+
+def restart_figures(controller, killed, tool, tool_log):
+    """The tool's figures after a restart, with the controller's start time, CPU and RSS."""
     up = time.monotonic() - killed
     back, p50, p99, attempts = expect(tool, "reconnected", tool_log)
     cpu = cpu_seconds(controller.pid)
     rss = rss_kib(controller.pid)
     after_p50, after_p99, after_max = expect(tool, "after-restart", tool_log)
-    return controller, {
+    return {
         "controller_up": up, "back": float(back), "back_p50": float(p50), "back_p99": float(p99),
         "attempts": int(attempts), "restart_cpu": cpu, "restart_rss": rss,
         "after_p50": float(after_p50), "after_p99": float(after_p99), "after_max": float(after_max),
@@ -178,7 +183,9 @@ def run(build, agents, rounds, store, with_restart, controller_args):
         peak_rss = peak.stop()
         restarted = {}
         if with_restart:
-            controller, restarted = restart(build, data, store_args, controller, ports, tool, tool_log)
+            # The new controller is the one the finally below stops, whatever fails next.
+            controller, killed = restart(build, data, store_args, controller, ports, tool)
+            restarted = restart_figures(controller, killed, tool, tool_log)
         tool.stdin.write("done\n")
         tool.stdin.close()
         if tool.wait(timeout=120) != 0:
