@@ -1,5 +1,8 @@
 // strait-controller: holds the fleet's desired state and pushes each agent its snapshot.
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -45,6 +48,7 @@ struct Options {
   std::string bootstrap_token_file;
   std::string ca_dir;
   std::string store = "sqlite";
+  std::string replica_name;
   std::vector<std::string> etcd_endpoints;
   std::string etcd_prefix = "/strait/";
   std::string etcd_ca_file;
@@ -91,6 +95,13 @@ std::unique_ptr<grpc::Server> serve(const std::string& address, grpc::Service* s
     builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
   }
   return builder.BuildAndStart();
+}
+
+// Unique among replicas on one host; the Helm chart passes the pod name instead.
+std::string default_replica_name() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "controller");
+  return strait::common::str_cat(host, "-", getpid());
 }
 
 // "k=v,k2=*" -> map; an error names the entry.
@@ -155,6 +166,7 @@ absl::StatusOr<std::unique_ptr<Store>> open_store(const Options& options) {
   }
   EtcdStoreOptions etcd;
   etcd.prefix = options.etcd_prefix;
+  etcd.controller_name = options.replica_name;
   etcd.etcd.endpoints = options.etcd_endpoints;
   etcd.etcd.ca_file = options.etcd_ca_file;
   etcd.etcd.cert_file = options.etcd_cert_file;
@@ -256,6 +268,7 @@ int run(const Options& options) {
   FleetOptions fleet_options;
   fleet_options.coalesce = std::chrono::milliseconds(options.coalesce_ms);
   fleet_options.retention = *retention;
+  fleet_options.controller_name = options.replica_name;
   Fleet fleet(**store, metrics, fleet_options);
   if (auto status = fleet.load(); !status.ok()) {
     std::cerr << "strait-controller: " << status.message() << "\n";
@@ -349,6 +362,8 @@ int main(int argc, char** argv) {
                  "where ca.pem and ca.key live, made there if absent (default: the data dir)");
   app.add_option("--store", options.store, "sqlite (embedded, one controller) or etcd (several controllers)")
       ->capture_default_str();
+  app.add_option("--replica-name", options.replica_name,
+                 "this controller's name among replicas on one store (default: <hostname>-<pid>)");
   app.add_option("--etcd-endpoints", options.etcd_endpoints, "etcd client URLs: http(s)://host:port,...")
       ->delimiter(',');
   app.add_option("--etcd-prefix", options.etcd_prefix, "every key of the store starts with it")->capture_default_str();
@@ -381,6 +396,11 @@ int main(int argc, char** argv) {
   if (version) {
     std::cout << "strait-controller " << kVersion << "\n";
     return 0;
+  }
+  if (options.replica_name.empty()) options.replica_name = default_replica_name();
+  if (options.replica_name.find('/') != std::string::npos) {
+    std::cerr << "strait-controller: --replica-name: must hold no '/'\n";
+    return kExitUsage;
   }
   strait::config::v1::LogConfig log;
   if (auto status = strait::common::configure_logging(log, options.debug); !status.ok()) {

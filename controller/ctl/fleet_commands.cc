@@ -131,7 +131,8 @@ int agents(Ctl& ctl, const std::string& output) {
   int64_t now = now_millis();
   for (const auto& agent : response.agents()) {
     rows.push_back({agent.id(), labels_text(agent.labels()), labels_text(agent.requested_labels(), "-"),
-                    agent.connected() ? "yes" : "no", agent.applied_version().empty() ? "-" : agent.applied_version(),
+                    agent.connected() ? "yes" : "no", agent.controller().empty() ? "-" : agent.controller(),
+                    agent.applied_version().empty() ? "-" : agent.applied_version(),
                     std::to_string(agent.services_size()), ctl::age(agent.last_seen_unix_millis(), now),
                     agent_status(agent)});
   }
@@ -140,7 +141,7 @@ int agents(Ctl& ctl, const std::string& output) {
     return 0;
   }
   std::cout << ctl::format_table(
-      {"ID", "LABELS", "REQUESTED", "CONNECTED", "APPLIED", "SERVICES", "LAST SEEN", "STATUS"}, rows);
+      {"ID", "LABELS", "REQUESTED", "CONNECTED", "CONTROLLER", "APPLIED", "SERVICES", "LAST SEEN", "STATUS"}, rows);
   return 0;
 }
 

@@ -12,16 +12,28 @@
 namespace strait::controller {
 using config::v1::Config;
 
-Config compute_snapshot(const std::vector<Resource>& resources, const Labels& agent_labels) {
+namespace {
+
+bool placed_by_itself(const Resource& resource) {
+  return resource.spec_case() == Resource::kService || !resource.metadata().placement().match_labels().empty();
+}
+
+}  // namespace
+
+bool SnapshotInputs::affected_by(const Resource& changed, const Labels& agent_labels) const {
+  if (names_.contains(changed.kind(), changed.metadata().name())) return true;
+  return placed_by_itself(changed) && placement_matches(changed, agent_labels);
+}
+
+Config compute_snapshot(const std::vector<Resource>& resources, const Labels& agent_labels, SnapshotInputs* inputs) {
   References references;
   std::unordered_set<const Resource*> chosen;
   // Services (and supporting resources with an explicit placement) placed on this agent.
   for (const auto& resource : resources) {
-    bool is_service = resource.spec_case() == Resource::kService;
-    bool explicitly_placed = !resource.metadata().placement().match_labels().empty();
-    if ((is_service || explicitly_placed) && placement_matches(resource, agent_labels)) {
+    if (placed_by_itself(resource) && placement_matches(resource, agent_labels)) {
       chosen.insert(&resource);
-      if (is_service) references.of_service(resource.service());
+      if (inputs != nullptr) inputs->names_.add(resource.kind(), resource.metadata().name());
+      if (resource.spec_case() == Resource::kService) references.of_service(resource.service());
     }
   }
   // Chains name hops and hops name bypasses etc.: follow references in that order.
@@ -34,6 +46,9 @@ Config compute_snapshot(const std::vector<Resource>& resources, const Labels& ag
     if (resource.spec_case() == Resource::kHop && references.contains("Hop", resource.metadata().name())) {
       references.of_hop(resource.hop());
     }
+  }
+  if (inputs != nullptr) {
+    for (const auto& [kind, name] : references.all()) inputs->names_.add(kind, name);
   }
   Config config;
   for (const auto& resource : resources) {

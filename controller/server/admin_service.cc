@@ -66,12 +66,30 @@ Status AdminService::Apply(grpc::ServerContext* context, const admin::v1::ApplyR
     response->set_result("unchanged");
     return Status::OK;
   }
+  if (auto status = check_snapshot_sizes_with(resource); !status.ok()) {
+    spdlog::warn("apply of {} refused: {}", resource_key(resource), common::to_std(status.message()));
+    return to_grpc(status);
+  }
   auto stored = store_.put(resource, expected);
   if (!stored.ok()) return to_grpc(stored.status());
   *response->mutable_resource() = redacted(*stored, false);
   response->set_result(current.ok() ? "configured" : "created");
   spdlog::info("{} {} (revision {})", resource_key(*stored), response->result(), stored->metadata().revision());
   return Status::OK;
+}
+
+absl::Status AdminService::check_snapshot_sizes_with(const Resource& resource) {
+  auto all = store_.list("");
+  if (!all.ok()) return all.status();
+  auto same = [&](const Resource& stored) {
+    return stored.kind() == resource.kind() && stored.metadata().name() == resource.metadata().name();
+  };
+  if (auto it = std::find_if(all->begin(), all->end(), same); it != all->end()) {
+    *it = resource;
+  } else {
+    all->push_back(resource);
+  }
+  return fleet_.check_snapshot_sizes(*all);
 }
 
 Status AdminService::Get(grpc::ServerContext* context, const admin::v1::GetRequest* request,

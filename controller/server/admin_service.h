@@ -39,6 +39,8 @@ class AdminService final : public admin::v1::Admin::Service {
 
  private:
   grpc::Status authorize(grpc::ServerContext& context);
+  // Refuses `resource` when, applied, it would make some agent's snapshot too large to send.
+  absl::Status check_snapshot_sizes_with(const Resource& resource);
 
   Store& store_;
   Fleet& fleet_;

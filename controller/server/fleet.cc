@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "common/log_escape.h"
 #include "common/strings.h"
 #include "controller/resource/snapshot.h"
@@ -38,6 +40,13 @@ bool holds(const std::string& held_digest, const std::string& fingerprint) {
 
 Labels labels_of(const AgentRecord& record) { return Labels(record.labels().begin(), record.labels().end()); }
 
+// Changes kept one by one between two builds; beyond this, every snapshot is rebuilt.
+constexpr size_t kMaxTrackedChanges = 4096;
+// What a ControllerMessage adds around the Config it carries (version, nonce, framing).
+constexpr size_t kSnapshotEnvelopeBytes = 256;
+
+std::string labels_text(const std::string& label_key) { return label_key.empty() ? "none" : label_key; }
+
 }  // namespace
 
 std::string label_key(const Labels& labels) {
@@ -50,7 +59,13 @@ Fleet::Fleet(Store& store, ControllerMetrics& metrics, FleetOptions options)
     : store_(store), metrics_(metrics), options_(options) {
   watch_id_ = store_.watch([this](const StoreEvent& event) {
     std::lock_guard lock(mutex_);
+    if (event.presence) return adopt_presence_locked(event.type, *event.presence);
     if (event.agent) return adopt_shared_record_locked(event.type, *event.agent);
+    if (changed_resources_.size() < kMaxTrackedChanges) {
+      changed_resources_.push_back(event.resource);
+    } else {
+      changed_beyond_count_ = true;
+    }
     store_changed_ = true;
     wake_.notify_one();
   });
@@ -71,9 +86,12 @@ absl::Status Fleet::load() {
   if (!records.ok()) return records.status();
   auto resources = store_.read_all();
   if (!resources.ok()) return resources.status();
+  auto presence = store_.list_presence();
+  if (!presence.ok()) return presence.status();
   {
     std::lock_guard lock(mutex_);
     for (const auto& record : *records) adopt_record_locked(agents_[record.id()], record);
+    for (const auto& entry : *presence) adopt_presence_locked(StoreEvent::Type::kPut, entry);
     resources_ = std::make_shared<const StoreSnapshot>(*std::move(resources));
     metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
     metrics_.store_revision.store(resources_->revision);
@@ -132,14 +150,53 @@ void Fleet::adopt_shared_record_locked(StoreEvent::Type type, const AgentRecord&
   }
 }
 
+void Fleet::adopt_presence_locked(StoreEvent::Type type, const admin::v1::AgentInfo& presence) {
+  if (type == StoreEvent::Type::kPut) {
+    remote_presence_[presence.id()][presence.controller()] = presence;
+    return;
+  }
+  auto it = remote_presence_.find(presence.id());
+  if (it == remote_presence_.end()) return;
+  it->second.erase(presence.controller());
+  if (it->second.empty()) remote_presence_.erase(it);
+}
+
+admin::v1::AgentInfo Fleet::merged_info_locked(const Agent& agent) const {
+  admin::v1::AgentInfo info = agent.info;
+  if (agent.stream != nullptr) return info;
+  auto it = remote_presence_.find(info.id());
+  if (it == remote_presence_.end()) return info;
+  // An agent that moved between controllers may briefly have two entries: the newest counts.
+  const admin::v1::AgentInfo* newest = nullptr;
+  for (const auto& [controller, entry] : it->second) {
+    if (entry.connected() && (newest == nullptr || entry.last_seen_unix_millis() > newest->last_seen_unix_millis())) {
+      newest = &entry;
+    }
+  }
+  if (newest == nullptr) return info;
+  info.set_connected(true);
+  info.set_controller(newest->controller());
+  info.set_peer(newest->peer());
+  info.set_agent_version(newest->agent_version());
+  info.set_desired_version(newest->desired_version());
+  info.set_applied_version(newest->applied_version());
+  info.set_last_nack_version(newest->last_nack_version());
+  info.set_last_nack_error(newest->last_nack_error());
+  info.set_last_seen_unix_millis(std::max(info.last_seen_unix_millis(), newest->last_seen_unix_millis()));
+  *info.mutable_services() = newest->services();
+  return info;
+}
+
 bool Fleet::forget_agent_locked(const std::string& agent_id, const std::string& why) {
   auto it = agents_.find(agent_id);
   if (it == agents_.end()) return false;
   if (it->second.stream != nullptr) {
     it->second.stream->close(absl::PermissionDeniedError(str_cat("agent ", agent_id, " was deleted (", why, ")")));
     metrics_.agents_connected.fetch_sub(1);
+    presence_withdrawn_.insert(agent_id);
   }
   agents_.erase(it);
+  remote_presence_.erase(agent_id);
   unevaluated_.erase(agent_id);
   unsaved_.erase(agent_id);
   metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
@@ -197,6 +254,7 @@ absl::StatusOr<uint64_t> Fleet::connect(const AgentIdentity& identity, const con
   agent.last_message = now;
   agent.certificate_not_after = identity.not_after_unix;
   agent.info.set_connected(true);
+  agent.info.set_controller(options_.controller_name);
   agent.info.set_peer(peer);
   agent.info.set_agent_version(hello.agent_version());
   agent.info.set_applied_version(hello.applied_version());
@@ -206,8 +264,9 @@ absl::StatusOr<uint64_t> Fleet::connect(const AgentIdentity& identity, const con
   agent.target_fingerprint.clear();
   agent.in_flight.reset();
   agent.pending.reset();
-  spdlog::info("agent {} connected from {} (labels {}, serving {})", identity.id, peer,
-               agent.label_key.empty() ? "none" : agent.label_key,
+  agent.presence_changed = true;
+  presence_withdrawn_.erase(identity.id);
+  spdlog::info("agent {} connected from {} (labels {}, serving {})", identity.id, peer, labels_text(agent.label_key),
                hello.applied_version().empty() ? "nothing yet" : common::text_escaped(hello.applied_version()));
   auto built = built_.find(agent.label_key);
   if (built != built_.end()) {
@@ -223,16 +282,23 @@ void Fleet::disconnect(const std::string& agent_id, uint64_t session) {
   std::lock_guard lock(mutex_);
   Agent* agent = find_session_locked(agent_id, session);
   if (agent == nullptr) return;
-  agent->stream = nullptr;
-  agent->in_flight.reset();
-  agent->pending.reset();
-  agent->info.set_connected(false);
-  agent->info.set_last_seen_unix_millis(now_millis());
-  agent->record.set_last_seen_unix(now_unix());
+  end_stream_locked(*agent, agent_id);
+  spdlog::info("agent {} disconnected", agent_id);
+}
+
+void Fleet::end_stream_locked(Agent& agent, const std::string& agent_id) {
+  agent.stream = nullptr;
+  agent.in_flight.reset();
+  agent.pending.reset();
+  agent.info.set_connected(false);
+  agent.info.set_controller("");
+  agent.info.set_last_seen_unix_millis(now_millis());
+  agent.record.set_last_seen_unix(now_unix());
+  agent.presence_changed = false;
+  presence_withdrawn_.insert(agent_id);
   unsaved_.insert(agent_id);
   unevaluated_.erase(agent_id);
   metrics_.agents_connected.fetch_sub(1);
-  spdlog::info("agent {} disconnected", agent_id);
 }
 
 void Fleet::on_ack(const std::string& agent_id, uint64_t session, const control::v1::Ack& ack) {
@@ -243,6 +309,7 @@ void Fleet::on_ack(const std::string& agent_id, uint64_t session, const control:
   agent->info.set_last_seen_unix_millis(now_millis());
   // Only the answer to the snapshot in flight counts; anything else is stale or made up.
   if (agent->in_flight == nullptr || ack.nonce() != agent->in_flight->nonce) return;
+  agent->presence_changed = true;
   if (ack.accepted()) {
     agent->info.set_applied_version(agent->in_flight->message->snapshot().version());
     agent->held_digest = agent->in_flight->fingerprint;
@@ -291,8 +358,26 @@ std::vector<admin::v1::AgentInfo> Fleet::agents() const {
   std::lock_guard lock(mutex_);
   std::vector<admin::v1::AgentInfo> out;
   out.reserve(agents_.size());
-  for (const auto& [id, agent] : agents_) out.push_back(agent.info);
+  for (const auto& [id, agent] : agents_) out.push_back(merged_info_locked(agent));
   return out;
+}
+
+absl::Status Fleet::check_snapshot_sizes(const std::vector<Resource>& resources) const {
+  std::map<std::string, Labels> label_sets;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, agent] : agents_) label_sets.try_emplace(agent.label_key, labels_of(agent.record));
+  }
+  for (const auto& [key, labels] : label_sets) {
+    size_t bytes = compute_snapshot(resources, labels).ByteSizeLong() + kSnapshotEnvelopeBytes;
+    if (bytes > options_.max_snapshot_bytes) {
+      return absl::FailedPreconditionError(
+          str_cat("the snapshot of agents with labels ", labels_text(key), " would be ", bytes,
+                  " bytes, over the limit of ", options_.max_snapshot_bytes,
+                  " (agents take at most 4 MiB); place these services on fewer agents or split them over label sets"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::vector<AgentLabels> Fleet::agent_labels() const {
@@ -311,20 +396,47 @@ Fleet::Agent* Fleet::find_session_locked(const std::string& agent_id, uint64_t s
 Fleet::BuiltPtr Fleet::build(const StoreSnapshot& resources, const Labels& labels, uint64_t nonce) {
   auto message = std::make_shared<control::v1::ControllerMessage>();
   auto& snapshot = *message->mutable_snapshot();
-  *snapshot.mutable_config() = compute_snapshot(resources.resources, labels);
   auto built = std::make_shared<Built>();
+  built->labels = labels;
+  *snapshot.mutable_config() = compute_snapshot(resources.resources, labels, &built->inputs);
   built->fingerprint = snapshot_fingerprint(snapshot.config());
   built->nonce = std::to_string(nonce);
   snapshot.set_version(snapshot_version(resources.revision, built->fingerprint));
   snapshot.set_nonce(built->nonce);
   metrics_.snapshots_built.fetch_add(1);
+  if (size_t bytes = message->ByteSizeLong(); bytes > options_.max_snapshot_bytes) {
+    built->refusal = str_cat("snapshot ", snapshot.version(), " not sent: it is ", bytes, " bytes, over the limit of ",
+                             options_.max_snapshot_bytes);
+    metrics_.snapshots_oversized.fetch_add(1);
+    spdlog::error("labels {}: {}; those agents keep serving what they have", labels_text(label_key(labels)),
+                  built->refusal);
+  }
   built->message = std::move(message);
   return built;
+}
+
+void Fleet::drop_affected_locked(const std::vector<Resource>& changes, bool all_changed) {
+  if (all_changed) {
+    built_.clear();
+    return;
+  }
+  std::erase_if(built_, [&](const auto& entry) {
+    const Built& built = *entry.second;
+    return std::any_of(changes.begin(), changes.end(),
+                       [&](const Resource& changed) { return built.inputs.affected_by(changed, built.labels); });
+  });
 }
 
 void Fleet::offer_locked(Agent& agent, const BuiltPtr& built) {
   if (agent.stream == nullptr || built->fingerprint == agent.target_fingerprint) return;
   agent.target_fingerprint = built->fingerprint;
+  if (!built->refusal.empty()) {
+    agent.pending.reset();  // older than what it should run: not worth sending either
+    agent.info.set_last_nack_version(built->message->snapshot().version());
+    agent.info.set_last_nack_error(built->refusal);
+    agent.presence_changed = true;
+    return;
+  }
   if (agent.in_flight == nullptr && holds(agent.held_digest, built->fingerprint)) {
     // It serves this already (it says so in its Hello): xDS answers only a different version.
     agent.info.set_desired_version(agent.info.applied_version());
@@ -394,18 +506,23 @@ bool Fleet::prunable(const Agent& agent, int64_t now) const {
 
 void Fleet::maintain(std::unique_lock<std::mutex>& lock) {
   int64_t now = now_unix();
+  auto steady_now = std::chrono::steady_clock::now();
   std::vector<std::string> to_prune;
   for (auto& [id, agent] : agents_) {
     if (agent.stream != nullptr && agent.certificate_not_after != 0 && agent.certificate_not_after <= now) {
       spdlog::warn("agent {}: its certificate expired; closing its stream", id);
       agent.stream->close(absl::UnauthenticatedError("the agent certificate expired; renew or enrol again"));
-      agent.stream = nullptr;
-      agent.in_flight.reset();
-      agent.pending.reset();
-      agent.info.set_connected(false);
-      agent.record.set_last_seen_unix(now);
-      unsaved_.insert(id);
-      metrics_.agents_connected.fetch_sub(1);
+      end_stream_locked(agent, id);
+      continue;
+    }
+    if (agent.stream != nullptr && agent.in_flight != nullptr && steady_now - agent.sent_at >= options_.ack_timeout) {
+      auto waited = std::chrono::duration_cast<std::chrono::seconds>(steady_now - agent.sent_at).count();
+      spdlog::warn("agent {}: snapshot {} unanswered after {} s; closing its stream so that it connects again", id,
+                   agent.in_flight->message->snapshot().version(), waited);
+      agent.stream->close(absl::DeadlineExceededError(
+          str_cat("snapshot ", agent.in_flight->message->snapshot().version(), " unanswered after ", waited, " s")));
+      metrics_.streams_unanswered.fetch_add(1);
+      end_stream_locked(agent, id);
       continue;
     }
     if (prunable(agent, now)) to_prune.push_back(id);
@@ -439,6 +556,48 @@ void Fleet::maintain(std::unique_lock<std::mutex>& lock) {
     }
   }
   lock.lock();
+  publish_presence(lock);
+}
+
+void Fleet::publish_presence(std::unique_lock<std::mutex>& lock) {
+  if (!store_.shares_presence()) {
+    presence_withdrawn_.clear();
+    return;
+  }
+  auto now = std::chrono::steady_clock::now();
+  std::vector<admin::v1::AgentInfo> connected;
+  for (auto& [id, agent] : agents_) {
+    if (agent.stream == nullptr) continue;
+    if (!agent.presence_changed && now - agent.presence_published < options_.presence_refresh) continue;
+    connected.push_back(agent.info);
+    agent.presence_changed = false;
+    agent.presence_published = now;
+  }
+  std::vector<std::string> withdrawn(presence_withdrawn_.begin(), presence_withdrawn_.end());
+  presence_withdrawn_.clear();
+  if (connected.empty() && withdrawn.empty()) return;
+  lock.unlock();
+  absl::Status published = store_.publish_presence(connected, withdrawn);
+  lock.lock();
+  if (published.ok()) {
+    if (presence_failing_) spdlog::info("agent presence is published again");
+    presence_failing_ = false;
+    return;
+  }
+  if (!presence_failing_) {
+    spdlog::warn("cannot publish agent presence ({}); other controllers list these agents as last seen until it is",
+                 common::to_std(published.message()));
+  }
+  presence_failing_ = true;
+  // Tried again on the next pass, as things are then.
+  for (const auto& info : connected) {
+    auto it = agents_.find(info.id());
+    if (it != agents_.end() && it->second.stream != nullptr) it->second.presence_changed = true;
+  }
+  for (const auto& id : withdrawn) {
+    auto it = agents_.find(id);
+    if (it == agents_.end() || it->second.stream == nullptr) presence_withdrawn_.insert(id);
+  }
 }
 
 void Fleet::run() {
@@ -452,14 +611,19 @@ void Fleet::run() {
       wake_.wait_for(lock, options_.coalesce, [this] { return stopping_; });
       if (stopping_) return;
       store_changed_ = false;
+      // Taken before the read: a change reported later is in this read or in the next one.
+      std::vector<Resource> changes = std::move(changed_resources_);
+      changed_resources_.clear();
+      bool all_changed = std::exchange(changed_beyond_count_, false);
       lock.unlock();
       auto resources = store_.read_all();
       lock.lock();
       if (!resources.ok()) {
         spdlog::error("cannot read the store to push snapshots: {}", common::to_std(resources.status().message()));
+        changed_beyond_count_ = true;  // what changed is lost: rebuild everything after the next read
       } else if (resources->revision != resources_->revision) {
         resources_ = std::make_shared<const StoreSnapshot>(*std::move(resources));
-        built_.clear();
+        drop_affected_locked(changes, all_changed);
         metrics_.store_revision.store(resources_->revision);
         metrics_.resources.store(static_cast<int64_t>(resources_->resources.size()));
         evaluate(lock, nullptr);

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "controller/resource/diff.h"
+#include "controller/resource/snapshot.h"
 #include "controller/server/metrics.h"
 #include "controller/store/store.h"
 #include "strait/v1/admin.pb.h"
@@ -47,8 +48,19 @@ struct FleetOptions {
   std::chrono::milliseconds stream_liveness{15000};
   // Disconnected agents whose certificate expired this long ago are forgotten.
   std::chrono::seconds retention{24 * 3600};
-  // How often expired certificates and retention are checked.
+  // How often expired certificates and retention are checked, and presence published.
   std::chrono::milliseconds maintenance_interval{1000};
+  // An agent that has not answered a snapshot in this long stopped reading: its stream is
+  // closed and it connects again.
+  std::chrono::milliseconds ack_timeout{60000};
+  // The largest snapshot sent (serialized), as agents take messages up to 4 MiB. A larger one
+  // is not sent: the agents keep what they serve and their info says why.
+  size_t max_snapshot_bytes = 4u << 20;
+  // This controller's name in agent infos and presence entries.
+  std::string controller_name;
+  // With a store shared by several controllers: how often a connected agent's presence (its
+  // counters and last-seen time) is published even when nothing else changed.
+  std::chrono::milliseconds presence_refresh{30000};
 };
 
 // The enrolled agents, their streams, what each was sent and what each acknowledged, as an
@@ -57,8 +69,11 @@ struct FleetOptions {
 //   and shared (immutable) by every agent with that label set;
 // - an agent has at most one snapshot in flight and one pending; a newer pending one
 //   replaces the older, and the pending one goes out on the ACK/NACK of the one in flight;
-// - an agent that connects already serving its snapshot is sent nothing.
-// The fleet is the one writer of agent records in the store.
+// - an agent that connects already serving its snapshot is sent nothing;
+// - a change of the resources drops only the snapshots it can alter (SnapshotInputs).
+// The fleet is the one writer of agent records in the store. With a store that several
+// controllers share, it publishes the presence of the agents connected here and lists the
+// agents connected elsewhere from the others' presence.
 class Fleet {
  public:
   Fleet(Store& store, ControllerMetrics& metrics, FleetOptions options = {});
@@ -90,6 +105,9 @@ class Fleet {
 
   std::vector<admin::v1::AgentInfo> agents() const;
   std::vector<AgentLabels> agent_labels() const;
+  // Refuses `resources` (a store's list, as a change would leave it) when the snapshot of any
+  // enrolled agent's label set would be larger than max_snapshot_bytes.
+  absl::Status check_snapshot_sizes(const std::vector<Resource>& resources) const;
 
  private:
   // One snapshot for one label set at one store revision.
@@ -97,6 +115,9 @@ class Fleet {
     std::string fingerprint;
     std::string nonce;
     std::shared_ptr<const control::v1::ControllerMessage> message;
+    Labels labels;
+    SnapshotInputs inputs;
+    std::string refusal;  // why it is not sent (too large); empty when it may be
   };
   using BuiltPtr = std::shared_ptr<const Built>;
 
@@ -113,6 +134,8 @@ class Fleet {
     BuiltPtr in_flight;
     std::chrono::steady_clock::time_point sent_at;
     BuiltPtr pending;
+    bool presence_changed = false;  // to be published (shared stores)
+    std::chrono::steady_clock::time_point presence_published;
   };
 
   void run();
@@ -130,6 +153,13 @@ class Fleet {
   // Drops the agent and closes its stream; false when it was not known.
   bool forget_agent_locked(const std::string& agent_id, const std::string& why);
   BuiltPtr build(const StoreSnapshot& resources, const Labels& labels, uint64_t nonce);
+  // Drops the snapshots that the resource changes since the last build can alter.
+  void drop_affected_locked(const std::vector<Resource>& changes, bool all_changed);
+  void end_stream_locked(Agent& agent, const std::string& id);
+  void adopt_presence_locked(StoreEvent::Type type, const admin::v1::AgentInfo& presence);
+  // The agent's info with its connection elsewhere, when another controller holds it.
+  admin::v1::AgentInfo merged_info_locked(const Agent& agent) const;
+  void publish_presence(std::unique_lock<std::mutex>& lock);
 
   Store& store_;
   ControllerMetrics& metrics_;
@@ -145,6 +175,12 @@ class Fleet {
   std::map<std::string, BuiltPtr> built_;  // by label key, for resources_
   std::set<std::string> unevaluated_;      // connected agents waiting for a snapshot of their label set
   std::set<std::string> unsaved_;          // records whose last-seen time is newer than the store's
+  std::vector<Resource> changed_resources_;  // since resources_, as the store reported them
+  bool changed_beyond_count_ = false;        // too many to keep: every snapshot is rebuilt
+  // Other controllers' presence entries: agent id -> controller -> entry.
+  std::map<std::string, std::map<std::string, admin::v1::AgentInfo>> remote_presence_;
+  std::set<std::string> presence_withdrawn_;  // agents whose stream here ended since the last publish
+  bool presence_failing_ = false;
   std::string removing_;                   // the agent remove_agent is deleting from the store
   uint64_t next_session_ = 0;
   uint64_t next_nonce_ = 0;

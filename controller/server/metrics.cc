@@ -28,6 +28,10 @@ std::string ControllerMetrics::text() const {
          snapshots_built.load());
   metric("strait_controller_pushes_skipped_on_connect_total", "counter",
          "Connecting agents that already served their snapshot.", pushes_skipped_on_connect.load());
+  metric("strait_controller_streams_unanswered_total", "counter",
+         "Agent streams closed because a snapshot went unanswered for the ack timeout.", streams_unanswered.load());
+  metric("strait_controller_snapshots_oversized_total", "counter",
+         "Snapshots larger than the limit, not sent.", snapshots_oversized.load());
   metric("strait_controller_enrolments_total", "counter", "Agents enrolled.", enrolments.load());
   metric("strait_controller_renewals_total", "counter", "Agent certificates renewed.", renewals.load());
   metric("strait_controller_agents_pruned_total", "counter", "Agents forgotten after their retention.",

@@ -36,6 +36,8 @@ class ControllerMetrics {
   std::atomic<uint64_t> enrolments{0};
   std::atomic<uint64_t> renewals{0};
   std::atomic<uint64_t> agents_pruned{0};
+  std::atomic<uint64_t> streams_unanswered{0};  // closed: a snapshot unanswered for the ack timeout
+  std::atomic<uint64_t> snapshots_oversized{0};  // built larger than the limit, not sent
   std::atomic<uint64_t> admin_requests{0};
   std::atomic<uint64_t> admin_denied{0};
   std::atomic<int64_t> store_revision{0};

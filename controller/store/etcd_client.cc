@@ -221,6 +221,32 @@ absl::StatusOr<etcdserverpb::LeaseGrantResponse> EtcdClient::lease_grant(int64_t
   });
 }
 
+absl::StatusOr<int64_t> EtcdClient::lease_keep_alive(int64_t lease) {
+  // The keep-alive call is a stream; one request and its answer renew the lease once.
+  auto renew = [&](grpc::ClientContext& context, etcdserverpb::LeaseKeepAliveResponse& response) {
+    auto stream = lease_->LeaseKeepAlive(&context);
+    etcdserverpb::LeaseKeepAliveRequest request;
+    request.set_id(lease);
+    if (stream->Write(request)) {
+      stream->WritesDone();
+      stream->Read(&response);
+    }
+    return stream->Finish();
+  };
+  auto renewed = unary<etcdserverpb::LeaseKeepAliveResponse>("lease keep-alive", renew);
+  if (!renewed.ok()) return renewed.status();
+  return renewed->ttl();
+}
+
+absl::Status EtcdClient::lease_revoke(int64_t lease) {
+  etcdserverpb::LeaseRevokeRequest request;
+  request.set_id(lease);
+  return unary<etcdserverpb::LeaseRevokeResponse>("lease revoke", [&](grpc::ClientContext& context, auto& response) {
+           return lease_->LeaseRevoke(&context, request, &response);
+         })
+      .status();
+}
+
 absl::StatusOr<etcdserverpb::StatusResponse> EtcdClient::status() {
   etcdserverpb::StatusRequest request;
   return unary<etcdserverpb::StatusResponse>("status", [&](grpc::ClientContext& context, auto& response) {

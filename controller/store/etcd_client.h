@@ -33,6 +33,9 @@ class EtcdClient {
   absl::StatusOr<etcdserverpb::RangeResponse> range(const etcdserverpb::RangeRequest& request);
   absl::StatusOr<etcdserverpb::TxnResponse> txn(const etcdserverpb::TxnRequest& request);
   absl::StatusOr<etcdserverpb::LeaseGrantResponse> lease_grant(int64_t ttl_seconds);
+  // Renews a lease once; its TTL as etcd now holds it, 0 when the lease is gone (expired).
+  absl::StatusOr<int64_t> lease_keep_alive(int64_t lease);
+  absl::Status lease_revoke(int64_t lease);
   absl::StatusOr<etcdserverpb::StatusResponse> status();
 
   // One watch stream: start() sends the watch request, next() blocks until a response or

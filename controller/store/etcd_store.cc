@@ -66,7 +66,11 @@ struct Contents {
   int64_t revision = 0;
   std::map<std::string, JoinToken> tokens;
   std::map<std::string, AgentRecord> agents;
+  std::map<std::pair<std::string, std::string>, admin::v1::AgentInfo> presence;  // (agent, controller)
 };
+
+// etcd takes at most this many operations in one transaction (its --max-txn-ops default).
+constexpr int kMaxTxnOps = 128;
 
 class EtcdStore final : public Store {
  public:
@@ -81,6 +85,9 @@ class EtcdStore final : public Store {
     }
     changed_.notify_all();
     if (watcher_.joinable()) watcher_.join();
+    if (keeper_.joinable()) keeper_.join();
+    // The other controllers see at once that this one's agents left, rather than after the TTL.
+    if (presence_lease_ != 0) client_->lease_revoke(presence_lease_).IgnoreError();
   }
 
   absl::Status start() {
@@ -93,6 +100,7 @@ class EtcdStore final : public Store {
     }
     if (!status.ok()) return absl::UnavailableError(str_cat("cannot read the store: ", status.message()));
     watcher_ = std::thread([this] { watch_loop(); });
+    keeper_ = std::thread([this] { keep_presence(); });
     return absl::OkStatus();
   }
 
@@ -245,6 +253,23 @@ class EtcdStore final : public Store {
 
   absl::StatusOr<bool> remove_agent(const std::string& id) override { return remove_key(agent_key(id)); }
 
+  bool shares_presence() const override { return true; }
+
+  absl::Status publish_presence(const std::vector<admin::v1::AgentInfo>& connected,
+                                const std::vector<std::string>& disconnected) override {
+    std::lock_guard publishing(presence_mutex_);
+    for (const auto& info : connected) published_[info.id()] = info;
+    for (const auto& id : disconnected) published_.erase(id);
+    return write_presence(connected, disconnected);
+  }
+
+  absl::StatusOr<std::vector<admin::v1::AgentInfo>> list_presence() override {
+    std::lock_guard lock(mutex_);
+    std::vector<admin::v1::AgentInfo> out;
+    for (const auto& [key, info] : contents_.presence) out.push_back(info);
+    return out;
+  }
+
  private:
   std::string resource_key(const std::string& kind, const std::string& name) const {
     return str_cat(options_.prefix, "resources/", kind, "/", name);
@@ -252,6 +277,61 @@ class EtcdStore final : public Store {
   std::string revision_key() const { return str_cat(options_.prefix, "revision"); }
   std::string token_key(const std::string& id) const { return str_cat(options_.prefix, "tokens/", id); }
   std::string agent_key(const std::string& id) const { return str_cat(options_.prefix, "agents/", id); }
+  std::string presence_key(const std::string& agent_id) const {
+    return str_cat(options_.prefix, "presence/", agent_id, "/", options_.controller_name);
+  }
+
+  // Writes this controller's presence entries on its lease (granted on first use), in as
+  // many transactions as etcd's operation limit needs. Called under presence_mutex_.
+  absl::Status write_presence(const std::vector<admin::v1::AgentInfo>& connected,
+                              const std::vector<std::string>& disconnected) {
+    if (presence_lease_ == 0 && !connected.empty()) {
+      auto granted = client_->lease_grant(options_.presence_ttl.count());
+      if (!granted.ok()) return refused_write(granted.status());
+      presence_lease_ = granted->id();
+    }
+    TxnRequest txn;
+    auto flush = [&]() -> absl::Status {
+      if (txn.success_size() == 0) return absl::OkStatus();
+      auto response = client_->txn(txn);
+      txn.Clear();
+      return response.ok() ? absl::OkStatus() : refused_write(response.status());
+    };
+    for (const auto& info : connected) {
+      add_put(txn, presence_key(info.id()), info.SerializeAsString(), presence_lease_);
+      if (txn.success_size() == kMaxTxnOps) {
+        if (auto status = flush(); !status.ok()) return status;
+      }
+    }
+    for (const auto& id : disconnected) {
+      txn.add_success()->mutable_request_delete_range()->set_key(presence_key(id));
+      if (txn.success_size() == kMaxTxnOps) {
+        if (auto status = flush(); !status.ok()) return status;
+      }
+    }
+    return flush();
+  }
+
+  // Renews the presence lease every third of its TTL. When etcd has let it expire (this
+  // controller was cut off for longer), the entries went with it: they are written again.
+  void keep_presence() {
+    while (true) {
+      {
+        std::unique_lock lock(mutex_);
+        if (changed_.wait_for(lock, options_.presence_ttl / 3, [this] { return stopping_; })) return;
+      }
+      std::lock_guard publishing(presence_mutex_);
+      if (presence_lease_ == 0) continue;
+      auto ttl = client_->lease_keep_alive(presence_lease_);
+      if (!ttl.ok() || *ttl > 0) continue;  // renewed, or etcd away: tried again on the next tick
+      presence_lease_ = 0;
+      std::vector<admin::v1::AgentInfo> all;
+      for (const auto& [id, info] : published_) all.push_back(info);
+      auto written = write_presence(all, {});
+      spdlog::warn("etcd store: the presence lease expired while etcd was away; {} agent entries {}", all.size(),
+                   written.ok() ? "written again" : str_cat("not written again yet: ", written.message()));
+    }
+  }
 
   absl::Status refused_write(const absl::Status& status) const {
     if (absl::IsUnavailable(status)) {
@@ -316,6 +396,26 @@ class EtcdStore final : public Store {
       } else {
         unreadable(key);
       }
+    } else if (relative.starts_with("presence/")) {
+      relative.remove_prefix(9);
+      size_t slash = relative.rfind('/');
+      if (slash == std::string_view::npos) return;
+      std::pair<std::string, std::string> id{std::string(relative.substr(0, slash)), std::string(relative.substr(slash + 1))};
+      if (id.second == options_.controller_name) return;  // this controller's own
+      admin::v1::AgentInfo info;
+      if (value == nullptr) {
+        if (contents.presence.erase(id) == 0) return;
+        info.set_id(id.first);
+        info.set_controller(id.second);
+        events.push_back({StoreEvent::Type::kDelete, {}, revision, std::nullopt, std::move(info)});
+      } else if (info.ParseFromString(value->value())) {
+        info.set_id(id.first);
+        info.set_controller(id.second);
+        contents.presence[id] = info;
+        events.push_back({StoreEvent::Type::kPut, {}, revision, std::nullopt, std::move(info)});
+      } else {
+        unreadable(key);
+      }
     } else if (relative.starts_with("agents/")) {
       std::string id(relative.substr(7));
       AgentRecord agent;
@@ -372,6 +472,17 @@ class EtcdStore final : public Store {
         AgentRecord gone;
         gone.set_id(id);
         events.push_back({StoreEvent::Type::kDelete, {}, response->header().revision(), std::move(gone)});
+      }
+      for (const auto& [id, info] : fresh.presence) {
+        auto old = contents_.presence.find(id);
+        if (old == contents_.presence.end() || old->second.SerializeAsString() != info.SerializeAsString()) {
+          events.push_back({StoreEvent::Type::kPut, {}, response->header().revision(), std::nullopt, info});
+        }
+      }
+      for (const auto& [id, info] : contents_.presence) {
+        if (!fresh.presence.contains(id)) {
+          events.push_back({StoreEvent::Type::kDelete, {}, response->header().revision(), std::nullopt, info});
+        }
       }
       contents_ = std::move(fresh);
       applied_revision_ = response->header().revision();
@@ -476,6 +587,11 @@ class EtcdStore final : public Store {
   bool stopping_ = false;
   EtcdClient::WatchStream* stream_ = nullptr;
   std::thread watcher_;
+  // Serializes presence writes and lease renewals; taken before mutex_, never after.
+  std::mutex presence_mutex_;
+  int64_t presence_lease_ = 0;
+  std::map<std::string, admin::v1::AgentInfo> published_;  // this controller's entries, by agent
+  std::thread keeper_;
   StoreListeners listeners_;
 };
 
@@ -484,6 +600,9 @@ class EtcdStore final : public Store {
 absl::StatusOr<std::unique_ptr<Store>> open_etcd_store(const EtcdStoreOptions& options) {
   if (options.prefix.empty() || options.prefix.back() != '/') {
     return absl::InvalidArgumentError("--etcd-prefix: must end with '/'");
+  }
+  if (options.controller_name.empty() || options.controller_name.find('/') != std::string::npos) {
+    return absl::InvalidArgumentError("--replica-name: must be non-empty and hold no '/'");
   }
   auto client = EtcdClient::connect(options.etcd);
   if (!client.ok()) return client.status();

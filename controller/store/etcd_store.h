@@ -17,6 +17,12 @@ struct EtcdStoreOptions {
   std::chrono::seconds expired_token_retention{std::chrono::hours(24 * 7)};
   // How long the first read may wait for etcd at start.
   std::chrono::seconds start_timeout{30};
+  // This controller's name among those sharing the store (no '/'): its presence entries
+  // carry it.
+  std::string controller_name = "controller";
+  // The lease of this controller's presence entries: they go this long after it stops
+  // renewing (killed, or cut off from etcd).
+  std::chrono::seconds presence_ttl{15};
 };
 
 // The store on etcd, for several controllers over one cluster. Every write is one etcd
@@ -28,7 +34,8 @@ struct EtcdStoreOptions {
 // Keys under the prefix: resources/<kind>/<name> (Resource), revision (rewritten by every
 // resource change: its mod revision is the store's revision), tokens/<id> (StoredJoinToken,
 // on a lease that ends `expired_token_retention` after the token expires), agents/<id>
-// (AgentRecord). Resource revisions are etcd revisions.
+// (AgentRecord), presence/<agent id>/<controller name> (AgentInfo, on the lease of the
+// controller holding the agent's stream). Resource revisions are etcd revisions.
 absl::StatusOr<std::unique_ptr<Store>> open_etcd_store(const EtcdStoreOptions& options);
 
 }  // namespace strait::controller

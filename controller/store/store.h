@@ -33,6 +33,9 @@ struct StoreEvent {
   // several controllers share (etcd), so each knows the agents the others enrolled or
   // renewed; for kDelete it holds only the id.
   std::optional<AgentRecord> agent = std::nullopt;
+  // Set instead when another controller sharing the store published or withdrew an agent's
+  // presence (see publish_presence); for kDelete it holds only the id and the controller.
+  std::optional<admin::v1::AgentInfo> presence = std::nullopt;
 };
 
 // A join token as kept by the store: only the SHA-256 of the secret, never the secret.
@@ -83,6 +86,23 @@ class Store {
   virtual absl::Status put_agent(const AgentRecord& agent) = 0;
   virtual absl::StatusOr<std::vector<AgentRecord>> list_agents() = 0;
   virtual absl::StatusOr<bool> remove_agent(const std::string& id) = 0;
+
+  // Presence: the connection of an agent as the controller holding its stream last said
+  // (AgentInfo's connection fields, `controller` naming that controller). A store that several
+  // controllers share keeps each controller's entries only while that controller lives (etcd:
+  // on its lease) and reports the others' changes as StoreEvents with `presence`, so every
+  // controller can list every agent's connection. A store of one controller keeps none.
+  virtual bool shares_presence() const { return false; }
+  // Publishes this controller's entries: `connected` replaces the entry of each, and the
+  // entries of `disconnected` (agent ids) go.
+  virtual absl::Status publish_presence(const std::vector<admin::v1::AgentInfo>& /*connected*/,
+                                        const std::vector<std::string>& /*disconnected*/) {
+    return absl::OkStatus();
+  }
+  // The other controllers' entries.
+  virtual absl::StatusOr<std::vector<admin::v1::AgentInfo>> list_presence() {
+    return std::vector<admin::v1::AgentInfo>();
+  }
 };
 
 // The listeners of a store's watch(): each store keeps one and calls notify() after changes.

@@ -149,8 +149,10 @@ class ControllerPodTest(unittest.TestCase):
         for expected in ("--data-dir=/var/lib/strait", "--listen-agents=0.0.0.0:7770", "--listen-admin=0.0.0.0:7771",
                          "--listen-http=0.0.0.0:7772", "--admin-token-file=/etc/strait/admin/token",
                          "--bootstrap-token-file=/etc/strait/join/token", "--bootstrap-token-ttl=0",
-                         "--ca-dir=/etc/strait/ca"):
+                         "--ca-dir=/etc/strait/ca", "--replica-name=$(POD_NAME)"):
             self.assertIn(expected, args)
+        self.assertEqual(self.controller["env"],
+                         [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}])
         sans = next(arg for arg in args if arg.startswith("--tls-san=")).split("=", 1)[1].split(",")
         for service in ("r-strait-agents", "r-strait-admin"):
             for name in (service, f"{service}.ns", f"{service}.ns.svc", f"{service}.ns.svc.cluster.local"):
@@ -426,7 +428,7 @@ class EtcdStoreTest(unittest.TestCase):
 
     def test_the_password_is_never_in_args_or_env(self):
         for item in self.pod["containers"] + self.pod.get("initContainers", []):
-            self.assertNotIn("env", item)
+            self.assertFalse(any("secretKeyRef" in variable.get("valueFrom", {}) for variable in item.get("env", [])))
             self.assertNotIn("envFrom", item)
         # Only the file's path: neither the Secret nor its key is named on the command line.
         args = " ".join(self.controller["args"])

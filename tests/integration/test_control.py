@@ -80,7 +80,7 @@ class ControlPlaneTest(st.StraitTestCase):
         self.assertTrue(second["services"], "status reports the running services")
         agent.wait_log(rf"snapshot {second['appliedVersion']} applied")
         table = self.plane.ctl("agents").stdout
-        self.assertRegex(table, r"edge-1\s+role=edge\s+-\s+yes\s+\S+\s+1\s+\S+ ago\s+in sync")
+        self.assertRegex(table, r"edge-1\s+role=edge\s+-\s+yes\s+\S+\s+\S+\s+1\s+\S+ ago\s+in sync")
 
     def test_label_placement_and_chains_across_agents(self):
         self.plane.start_agent("edge-1", "role=edge")

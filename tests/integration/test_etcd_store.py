@@ -36,7 +36,14 @@ class EtcdStoreTest(st.StraitTestCase):
         return cp.ControlPlane(self, name=name, ca_dir=self.shared, bootstrap_token_file=self.token_file,
                                admin_token_file=self.shared / "admin.token",
                                extra_args=["--store", "etcd", "--etcd-endpoints", self.etcd.endpoints,
-                                           "--coalesce-ms", "5"])
+                                           "--replica-name", name, "--coalesce-ms", "5"])
+
+    def start_failover_agent(self, agent_id: str):
+        """An agent that knows every replica, the first one first."""
+        addresses = ",".join(f"127.0.0.1:{plane.agent_port}" for plane in self.replicas)
+        return self.start_agent("--controller", addresses, "--join-token-file", self.token_file,
+                                "--ca-file", self.replicas[0].ca_file, "--agent-id", agent_id, "--labels", "role=edge",
+                                "--state-dir", self.tmp / f"state-{agent_id}", name=agent_id)
 
     def test_a_change_through_one_replica_reaches_agents_of_the_others(self):
         first, second, third = self.replicas
@@ -52,6 +59,13 @@ class EtcdStoreTest(st.StraitTestCase):
         resources = [plane.ctl("get", "-o", "yaml").stdout for plane in self.replicas]
         self.assertEqual(resources[0], resources[1])
         self.assertEqual(resources[0], resources[2])
+        # And lists every agent's connection, held by whichever replica: from its presence.
+        listed = st.wait_until(lambda: (lambda agents: agents if all(
+            agents.get(agent_id, {}).get("appliedVersion") for agent_id in ("edge-1", "edge-2")) else None)(
+                first.agents()), what="both agents listed as in sync through the first replica")
+        self.assertEqual((listed["edge-1"]["connected"], listed["edge-1"]["controller"]), (True, "controller-1"))
+        self.assertEqual((listed["edge-2"]["connected"], listed["edge-2"]["controller"]), (True, "controller-2"))
+        self.assertIn("controller-1", first.ctl("agents").stdout)
 
     def test_an_agent_moves_to_another_replica_when_its_own_dies(self):
         first, second, _ = self.replicas
@@ -73,6 +87,33 @@ class EtcdStoreTest(st.StraitTestCase):
         second.apply(cp.service_yaml("entry", new_port))
         agent.wait_tcp(new_port, timeout=30)
         self.assertEqual(cp.curl_via(new_port, self.url), b"hello through the replicas\n")
+        # The third replica lists it on the second, though the killed one's entry lingers
+        # until its lease runs out.
+        st.wait_until(lambda: self.replicas[2].agents()["edge-1"].get("controller") == "controller-1",
+                      what="the agent listed on its new replica through the third")
+
+    def test_a_replica_killed_in_the_middle_of_a_push(self):
+        first, second, third = self.replicas
+        first.apply(cp.service_yaml("entry", st.free_port()))
+        agents = [self.start_failover_agent(f"edge-{i}") for i in range(3)]
+        for index in range(len(agents)):
+            first.wait_in_sync(f"edge-{index}")
+        port = st.free_port()
+        second.apply(cp.service_yaml("entry", port))
+        # The first replica learns of the change from etcd and pushes it to its agents within
+        # milliseconds: killed now, some may have it and some not.
+        first.stop(kill=True)
+        for agent in agents:
+            agent.wait_tcp(port, timeout=30)
+        self.assertEqual(cp.curl_via(port, self.url), b"hello through the replicas\n")
+        # Listed in sync on a live replica (the killed one's entries linger until its lease ends).
+        def on_a_live_replica(agent_id):
+            info = third.agents().get(agent_id, {})
+            return info.get("controller") in ("controller-1", "controller-2") and info.get("connected") and \
+                info.get("appliedVersion") == info.get("desiredVersion")
+        for index in range(len(agents)):
+            st.wait_until(lambda: on_a_live_replica(f"edge-{index}"), timeout=30,
+                          what=f"edge-{index} in sync on a live replica")
 
     def test_racing_applies_through_two_replicas_let_one_win(self):
         first, second, _ = self.replicas

@@ -53,6 +53,16 @@ std::vector<std::string> service_addrs(const Message& message) {
   return out;
 }
 
+// A record as enrolment leaves it, its certificate "serial-<id>" valid until 2100.
+AgentRecord enrolled_record(const std::string& id, const std::string& role = "") {
+  AgentRecord record;
+  record.set_id(id);
+  if (!role.empty()) (*record.mutable_labels())["role"] = role;
+  record.add_certificate_serials("serial-" + id);
+  record.set_certificate_expires_unix(4102444800);  // 2100
+  return record;
+}
+
 class FleetTest : public ::testing::Test {
  protected:
   FleetTest() {
@@ -66,12 +76,7 @@ class FleetTest : public ::testing::Test {
   }
 
   AgentIdentity enrol(const std::string& id, const std::string& role) {
-    AgentRecord record;
-    record.set_id(id);
-    if (!role.empty()) (*record.mutable_labels())["role"] = role;
-    record.add_certificate_serials("serial-" + id);
-    record.set_certificate_expires_unix(4102444800);  // 2100
-    EXPECT_TRUE(save(*fleet_, record).ok());
+    EXPECT_TRUE(save(*fleet_, enrolled_record(id, role)).ok());
     return AgentIdentity{id, "serial-" + id, 4102444800};
   }
 
@@ -224,6 +229,106 @@ TEST_F(FleetTest, RelabellingAnAgentSendsItItsNewPlacement) {
   Message relabelled = stream.next();
   ASSERT_NE(relabelled, nullptr);
   EXPECT_EQ(service_addrs(relabelled), std::vector<std::string>{":2"});
+}
+
+TEST_F(FleetTest, AChangeRebuildsOnlyTheSnapshotsItCanAlter) {
+  Resource edge = service("edge-svc", ":1", "edge");
+  edge.mutable_service()->mutable_handler()->set_chain("via-exit");
+  put(edge);
+  put(service("exit-svc", ":2", "exit"));
+  FakeStream& edge_stream = new_stream();
+  FakeStream& exit_stream = new_stream();
+  uint64_t edge_session = connect(enrol("edge-1", "edge"), edge_stream);
+  uint64_t exit_session = connect(enrol("exit-1", "exit"), exit_stream);
+  Message edge_first = edge_stream.next();
+  Message exit_first = exit_stream.next();
+  ASSERT_TRUE(edge_first && exit_first);
+  fleet_->on_ack("edge-1", edge_session, ack_of(edge_first));
+  fleet_->on_ack("exit-1", exit_session, ack_of(exit_first));
+  uint64_t built = metrics_.snapshots_built.load();
+
+  put(service("exit-svc", ":3", "exit"));  // placed on exit agents only
+  Message exit_second = exit_stream.next();
+  ASSERT_NE(exit_second, nullptr);
+  EXPECT_EQ(service_addrs(exit_second), std::vector<std::string>{":3"});
+  EXPECT_EQ(metrics_.snapshots_built.load(), built + 1) << "the edge label set's snapshot is kept";
+  fleet_->on_ack("exit-1", exit_session, ack_of(exit_second));
+
+  // A chain the edge service names (it did not exist yet) concerns the edge agents only.
+  Resource chain;
+  chain.set_kind("Chain");
+  chain.mutable_metadata()->set_name("via-exit");
+  chain.mutable_chain()->set_name("via-exit");
+  put(chain);
+  Message edge_second = edge_stream.next();
+  ASSERT_NE(edge_second, nullptr);
+  EXPECT_EQ(edge_second->snapshot().config().chains_size(), 1);
+  EXPECT_EQ(metrics_.snapshots_built.load(), built + 2);
+  EXPECT_TRUE(exit_stream.nothing_within(100ms));
+
+  // A resource nothing places or names changes nobody's snapshot.
+  Resource unused = chain;
+  unused.mutable_metadata()->set_name("unused");
+  unused.mutable_chain()->set_name("unused");
+  put(unused);
+  EXPECT_TRUE(edge_stream.nothing_within(100ms));
+  EXPECT_EQ(metrics_.snapshots_built.load(), built + 2);
+}
+
+TEST(FleetLimitsTest, ASnapshotOverTheLimitIsNotSentAndSaysWhy) {
+  FakeStream stream;
+  auto store = *open_sqlite_store(":memory:");
+  ControllerMetrics metrics;
+  FleetOptions options;
+  options.coalesce = 0ms;
+  options.max_snapshot_bytes = 2048;
+  Fleet fleet(*store, metrics, options);
+  ASSERT_TRUE(fleet.load().ok());
+  ASSERT_TRUE(save(fleet, enrolled_record("edge-1")).ok());
+  ASSERT_TRUE(store->put(service("small", ":1"), std::nullopt).ok());
+  auto session = fleet.connect({"edge-1", "serial-edge-1", 4102444800}, control::v1::Hello(), "test", &stream);
+  ASSERT_TRUE(session.ok());
+  Message first = stream.next();
+  ASSERT_NE(first, nullptr);
+  fleet.on_ack("edge-1", *session, ack_of(first));
+
+  Resource big = service("big", ":2");
+  (*big.mutable_service()->mutable_metadata()->mutable_fields())["note"].set_string_value(std::string(4096, 'x'));
+  EXPECT_EQ(fleet.check_snapshot_sizes({service("small", ":1"), big}).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(fleet.check_snapshot_sizes({service("small", ":1")}).ok());
+  // Put past the Admin API's check (as a relabelled agent would meet it): nothing is sent.
+  ASSERT_TRUE(store->put(big, std::nullopt).ok());
+  EXPECT_TRUE(stream.nothing_within(200ms));
+  EXPECT_EQ(metrics.snapshots_oversized.load(), 1u);
+  auto agents = fleet.agents();
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_EQ(agents[0].applied_version(), first->snapshot().version()) << "it keeps serving what it has";
+  EXPECT_NE(agents[0].last_nack_error().find("over the limit of 2048"), std::string::npos) << agents[0].last_nack_error();
+  EXPECT_FALSE(stream.closed().has_value());
+}
+
+TEST(FleetLimitsTest, AnAgentThatNeverAnswersIsClosedAfterTheAckTimeout) {
+  FakeStream stream;
+  FakeStream again;
+  auto store = *open_sqlite_store(":memory:");
+  ControllerMetrics metrics;
+  FleetOptions options;
+  options.coalesce = 0ms;
+  options.ack_timeout = 100ms;
+  options.maintenance_interval = 20ms;
+  Fleet fleet(*store, metrics, options);
+  ASSERT_TRUE(fleet.load().ok());
+  ASSERT_TRUE(save(fleet, enrolled_record("slow-1")).ok());
+  ASSERT_TRUE(fleet.connect({"slow-1", "serial-slow-1", 4102444800}, control::v1::Hello(), "test", &stream).ok());
+  ASSERT_NE(stream.next(), nullptr);  // and never answered
+  auto deadline = std::chrono::steady_clock::now() + FakeStream::kWait;
+  while (std::chrono::steady_clock::now() < deadline && !stream.closed()) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(stream.closed().has_value());
+  EXPECT_EQ(stream.closed()->code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(metrics.streams_unanswered.load(), 1u);
+  EXPECT_FALSE(fleet.agents()[0].connected());
+  // It may come back: its next stream is welcome.
+  EXPECT_TRUE(fleet.connect({"slow-1", "serial-slow-1", 4102444800}, control::v1::Hello(), "test", &again).ok());
 }
 
 TEST(FleetMaintenanceTest, ExpiredStreamsAreClosedAndLongGoneAgentsForgotten) {

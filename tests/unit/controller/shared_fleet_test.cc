@@ -24,11 +24,14 @@ class SharedFleetTest : public ::testing::Test {
     for (int i = 0; i < 2; ++i) {
       EtcdStoreOptions options;
       options.etcd.endpoints = {etcd_.endpoint()};
+      options.controller_name = kNames[i];
       auto store = open_etcd_store(options);
       ASSERT_TRUE(store.ok()) << store.status();
       stores_[i] = *std::move(store);
       FleetOptions fleet_options;
       fleet_options.coalesce = std::chrono::milliseconds(0);
+      fleet_options.controller_name = kNames[i];
+      fleet_options.maintenance_interval = std::chrono::milliseconds(20);
       fleets_[i] = std::make_unique<Fleet>(*stores_[i], metrics_[i], fleet_options);
       ASSERT_TRUE(fleets_[i]->load().ok());
     }
@@ -63,6 +66,20 @@ class SharedFleetTest : public ::testing::Test {
     return session;
   }
 
+  // The agent's info as `fleet` lists it, once `ready` holds (bounded wait).
+  template <typename Ready>
+  std::optional<admin::v1::AgentInfo> listed_when(Fleet& fleet, const std::string& id, Ready ready) {
+    auto deadline = std::chrono::steady_clock::now() + FakeStream::kWait;
+    do {
+      for (const auto& info : fleet.agents()) {
+        if (info.id() == id && ready(info)) return info;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } while (std::chrono::steady_clock::now() < deadline);
+    return std::nullopt;
+  }
+
+  static constexpr const char* kNames[2] = {"controller-a", "controller-b"};
   test::EtcdProcess etcd_;
   std::unique_ptr<Store> stores_[2];
   ControllerMetrics metrics_[2];
@@ -120,6 +137,51 @@ TEST_F(SharedFleetTest, ADeletionThroughOneControllerClosesTheStreamOnTheOther) 
   FakeStream& again = streams_.emplace_back();
   EXPECT_EQ(fleets_[1]->connect(identity, control::v1::Hello(), "test", &again).status().code(),
             absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(SharedFleetTest, EachControllerListsTheAgentsConnectedToTheOther) {
+  Resource resource;
+  resource.set_kind("Service");
+  resource.mutable_metadata()->set_name("edge-svc");
+  resource.mutable_service()->set_name("edge-svc");
+  resource.mutable_service()->set_addr(":1");
+  ASSERT_TRUE(stores_[0]->put(resource, std::nullopt).ok());
+  auto identity = enrol(*fleets_[0], "edge-1", "edge");
+  FakeStream& stream = streams_.emplace_back();
+  control::v1::Hello hello;
+  hello.set_agent_version("9.9.9");
+  auto session = fleets_[0]->connect(identity, hello, "198.51.100.7:4000", &stream);
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto snapshot = stream.next();
+  ASSERT_NE(snapshot, nullptr);
+  control::v1::Ack ack;
+  ack.set_version(snapshot->snapshot().version());
+  ack.set_nonce(snapshot->snapshot().nonce());
+  ack.set_accepted(true);
+  fleets_[0]->on_ack("edge-1", *session, ack);
+
+  auto elsewhere = listed_when(*fleets_[1], "edge-1", [&](const admin::v1::AgentInfo& info) {
+    return info.connected() && info.applied_version() == snapshot->snapshot().version();
+  });
+  ASSERT_TRUE(elsewhere.has_value()) << "the other controller never listed the agent as connected and in sync";
+  EXPECT_EQ(elsewhere->controller(), "controller-a");
+  EXPECT_EQ(elsewhere->peer(), "198.51.100.7:4000");
+  EXPECT_EQ(elsewhere->agent_version(), "9.9.9");
+  EXPECT_EQ(elsewhere->labels().at("role"), "edge");
+
+  fleets_[0]->disconnect("edge-1", *session);
+  EXPECT_TRUE(listed_when(*fleets_[1], "edge-1", [](const auto& info) { return !info.connected(); }).has_value());
+}
+
+TEST_F(SharedFleetTest, AControllerThatStopsTakesItsAgentsPresenceWithIt) {
+  auto identity = enrol(*fleets_[0], "edge-1", "edge");
+  FakeStream& stream = streams_.emplace_back();
+  ASSERT_TRUE(connect(*fleets_[0], identity, stream).ok());
+  ASSERT_TRUE(listed_when(*fleets_[1], "edge-1", [](const auto& info) { return info.connected(); }).has_value());
+  // Stopped without a word to its agents (as a killed one would be): its lease goes.
+  fleets_[0].reset();
+  stores_[0].reset();
+  EXPECT_TRUE(listed_when(*fleets_[1], "edge-1", [](const auto& info) { return !info.connected(); }).has_value());
 }
 
 }  // namespace
