@@ -192,8 +192,7 @@ bool Fleet::forget_agent_locked(const std::string& agent_id, const std::string& 
   if (it == agents_.end()) return false;
   if (it->second.stream != nullptr) {
     it->second.stream->close(absl::PermissionDeniedError(str_cat("agent ", agent_id, " was deleted (", why, ")")));
-    metrics_.agents_connected.fetch_sub(1);
-    presence_withdrawn_.insert(agent_id);
+    end_stream_locked(it->second, agent_id);
   }
   agents_.erase(it);
   remote_presence_.erase(agent_id);
