@@ -132,8 +132,10 @@ absl::StatusOr<control::v1::EnrollResponse> Enrollment::enroll(std::string_view 
         if (!labels.granted.contains(key)) labels.refused.emplace(key, value);
       }
     }
+    const int64_t revision = record ? record->revision() : 0;  // what this enrolment replaces
     record.emplace();
     record->set_id(id);
+    record->set_revision(revision);
     record->mutable_labels()->insert(labels.granted.begin(), labels.granted.end());
     record->mutable_requested_labels()->insert(labels.refused.begin(), labels.refused.end());
     record->set_token_id(token->id);

@@ -40,6 +40,8 @@ bool holds(const std::string& held_digest, const std::string& fingerprint) {
 
 Labels labels_of(const AgentRecord& record) { return Labels(record.labels().begin(), record.labels().end()); }
 
+// Writes of one agent record that may each find another controller's newer one first.
+constexpr int kRecordWriteAttempts = 3;
 // Changes kept one by one between two builds; beyond this, every snapshot is rebuilt.
 constexpr size_t kMaxTrackedChanges = 4096;
 // What a ControllerMessage adds around the Config it carries (version, nonce, framing).
@@ -122,20 +124,42 @@ std::optional<AgentRecord> Fleet::record(const std::string& agent_id) const {
 
 absl::StatusOr<AgentRecord> Fleet::update_record(const std::string& agent_id, const RecordChange& change) {
   std::lock_guard writing(records_mutex_);
-  std::optional<AgentRecord> record = this->record(agent_id);
-  if (auto status = change(record); !status.ok()) return status;
-  if (!record || record->id() != agent_id) return absl::InternalError(str_cat("no record for agent ", agent_id));
-  if (auto status = store_.put_agent(*record); !status.ok()) return status;
-  std::lock_guard lock(mutex_);
-  record_changed_locked(*record);
-  return *record;
+  for (int attempt = 1;; ++attempt) {
+    std::optional<AgentRecord> record = this->record(agent_id);
+    if (auto status = change(record); !status.ok()) return status;
+    if (!record || record->id() != agent_id) return absl::InternalError(str_cat("no record for agent ", agent_id));
+    auto revision = store_.put_agent(*record);
+    if (revision.ok()) {
+      record->set_revision(*revision);
+      std::lock_guard lock(mutex_);
+      record_changed_locked(*record);
+      return *record;
+    }
+    // Another controller wrote the record since this one read it (a renewal, a relabel):
+    // the change applies again on top of what is stored now, never over it.
+    if (!absl::IsAborted(revision.status()) || attempt == kRecordWriteAttempts) return revision.status();
+    auto current = store_.read_agent(agent_id);
+    if (!current.ok()) return current.status();
+    if (!*current) return absl::NotFoundError(str_cat("agent ", agent_id, " was deleted through another controller"));
+    std::lock_guard lock(mutex_);
+    record_changed_locked(**current);
+  }
 }
 
 void Fleet::record_changed_locked(const AgentRecord& record) {
   auto [it, inserted] = agents_.try_emplace(record.id());
   Agent& agent = it->second;
+  // The watch may bring a write after a newer one was read or made here.
+  if (!inserted && record.revision() != 0 && agent.record.revision() > record.revision()) return;
   std::string previous_key = agent.label_key;
-  adopt_record_locked(agent, record);
+  if (inserted || record.last_seen_unix() >= agent.record.last_seen_unix()) {
+    adopt_record_locked(agent, record);
+  } else {
+    // When this controller last saw the agent, not yet saved, outlives another's write.
+    AgentRecord adopted = record;
+    adopted.set_last_seen_unix(agent.record.last_seen_unix());
+    adopt_record_locked(agent, adopted);
+  }
   if (inserted) metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
   if (agent.stream != nullptr && agent.label_key != previous_key) {
     unevaluated_.insert(record.id());
@@ -530,16 +554,17 @@ void Fleet::maintain(std::unique_lock<std::mutex>& lock) {
   unsaved_.clear();
   lock.unlock();
   {
-    // Records are written in one order, store then memory, so what is saved here is the
-    // record as it is now, not a copy that an enrolment or a deletion has since replaced.
-    std::lock_guard writing(records_mutex_);
+    // Through update_record: what is saved is the record as it is now with this
+    // controller's last-seen time, not a copy that a renewal or relabel elsewhere replaced.
     for (const auto& id : to_save) {
-      std::optional<AgentRecord> record = this->record(id);
-      if (!record) continue;
-      if (auto status = store_.put_agent(*record); !status.ok()) {
-        spdlog::warn("agent {}: cannot record when it was last seen: {}", id, common::to_std(status.message()));
+      auto saved = update_record(id, [](std::optional<AgentRecord>& record) {
+        return record ? absl::OkStatus() : absl::NotFoundError("deleted");
+      });
+      if (!saved.ok() && !absl::IsNotFound(saved.status())) {
+        spdlog::warn("agent {}: cannot record when it was last seen: {}", id, common::to_std(saved.status().message()));
       }
     }
+    std::lock_guard writing(records_mutex_);
     for (const auto& id : to_prune) {
       {
         std::lock_guard relock(mutex_);

@@ -235,13 +235,37 @@ class EtcdStore final : public Store {
 
   absl::StatusOr<bool> remove_token(const std::string& id) override { return remove_key(token_key(id)); }
 
-  absl::Status put_agent(const AgentRecord& agent) override {
+  absl::StatusOr<int64_t> put_agent(const AgentRecord& agent) override {
+    std::string key = agent_key(agent.id());
+    AgentRecord stored = agent;
+    stored.set_revision(0);
     TxnRequest txn;
-    add_put(txn, agent_key(agent.id()), agent.SerializeAsString());
+    // A deleted key has mod revision 0, so a deletion since is a conflict too.
+    if (agent.revision() != 0) add_compare(txn, key, Compare::MOD, Compare::EQUAL, agent.revision());
+    add_put(txn, key, stored.SerializeAsString());
     auto response = client_->txn(txn);
     if (!response.ok()) return refused_write(response.status());
-    wait_applied(response->header().revision());
-    return absl::OkStatus();
+    if (!response->succeeded()) {
+      return absl::AbortedError(str_cat("agent ", agent.id(), ": its record changed through another controller since revision ",
+                                        agent.revision()));
+    }
+    int64_t revision = response->header().revision();
+    wait_applied(revision);
+    return revision;
+  }
+
+  absl::StatusOr<std::optional<AgentRecord>> read_agent(const std::string& id) override {
+    etcdserverpb::RangeRequest range;
+    range.set_key(agent_key(id));
+    auto response = client_->range(range);
+    if (!response.ok()) return absl::UnavailableError(str_cat("cannot read the store: ", response.status().message()));
+    if (response->kvs_size() == 0) return std::nullopt;
+    AgentRecord agent;
+    if (!agent.ParseFromString(response->kvs(0).value())) {
+      return absl::DataLossError(str_cat("etcd store: the record of agent ", common::text_escaped(id), " is unreadable"));
+    }
+    agent.set_revision(response->kvs(0).mod_revision());
+    return agent;
   }
 
   absl::StatusOr<std::vector<AgentRecord>> list_agents() override {
@@ -424,6 +448,7 @@ class EtcdStore final : public Store {
         agent.set_id(id);
         events.push_back({StoreEvent::Type::kDelete, {}, revision, std::move(agent)});
       } else if (agent.ParseFromString(value->value())) {
+        agent.set_revision(revision);
         contents.agents[id] = agent;
         events.push_back({StoreEvent::Type::kPut, {}, revision, std::move(agent)});
       } else {

@@ -237,12 +237,25 @@ class SqliteStore final : public Store {
     return sqlite3_changes(db_) > 0;
   }
 
-  absl::Status put_agent(const AgentRecord& agent) override {
+  // One controller writes this file: its records need no revisions.
+  absl::StatusOr<int64_t> put_agent(const AgentRecord& agent) override {
     std::lock_guard lock(mutex_);
     Statement upsert(db_, "INSERT INTO agents (id, body) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body");
     upsert.bind(1, agent.id()).bind_blob(2, agent.SerializeAsString());
     if (upsert.step() != SQLITE_DONE) return error("write agent");
-    return absl::OkStatus();
+    return 0;
+  }
+
+  absl::StatusOr<std::optional<AgentRecord>> read_agent(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    Statement query(db_, "SELECT body FROM agents WHERE id = ?");
+    query.bind(1, id);
+    int step = query.step();
+    if (step == SQLITE_DONE) return std::nullopt;
+    if (step != SQLITE_ROW) return error("read agent");
+    AgentRecord agent;
+    if (!agent.ParseFromString(query.blob(0))) return absl::DataLossError("sqlite store: unreadable agent record");
+    return agent;
   }
 
   absl::StatusOr<std::vector<AgentRecord>> list_agents() override {

@@ -82,8 +82,13 @@ class Store {
   // False when there was no such token.
   virtual absl::StatusOr<bool> remove_token(const std::string& id) = 0;
 
-  // Enrolled agents. put_agent creates or replaces the record of its id.
-  virtual absl::Status put_agent(const AgentRecord& agent) = 0;
+  // Enrolled agents. put_agent creates or replaces the record of its id and returns the
+  // record's new revision (0 from a store of one controller). A record with a revision
+  // replaces only that revision: when another controller wrote or deleted it since, ABORTED,
+  // and read_agent gives what is there now.
+  virtual absl::StatusOr<int64_t> put_agent(const AgentRecord& agent) = 0;
+  // The stored record of `id` as the store has it now, not as a cache last heard.
+  virtual absl::StatusOr<std::optional<AgentRecord>> read_agent(const std::string& id) = 0;
   virtual absl::StatusOr<std::vector<AgentRecord>> list_agents() = 0;
   virtual absl::StatusOr<bool> remove_agent(const std::string& id) = 0;
 

@@ -121,6 +121,37 @@ TEST_F(SharedFleetTest, AnAgentEnrolledThroughOneControllerConnectsToTheOther) {
   EXPECT_EQ(listed[0].labels().at("role"), "exit");
 }
 
+// A renewal through one controller while the other relabels the same agent: the write that
+// comes second finds the first in the store and applies its change on top of it.
+TEST_F(SharedFleetTest, RecordChangesRacingThroughTwoControllersAreBothKept) {
+  enrol(*fleets_[0], "edge-1", "edge");
+  auto deadline = std::chrono::steady_clock::now() + FakeStream::kWait;
+  while (!fleets_[1]->record("edge-1") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(fleets_[1]->record("edge-1")) << "the second controller's watch brought the record";
+  int calls = 0;
+  auto renewed = fleets_[1]->update_record("edge-1", [&](std::optional<AgentRecord>& record) -> absl::Status {
+    if (++calls == 1) {
+      // The first controller relabels between this one's read and its write.
+      auto relabelled = fleets_[0]->update_record("edge-1", [](std::optional<AgentRecord>& theirs) {
+        (*theirs->mutable_labels())["zone"] = "eu";
+        return absl::OkStatus();
+      });
+      EXPECT_TRUE(relabelled.ok()) << relabelled.status();
+    }
+    record->add_certificate_serials("serial-renewed");
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_EQ(calls, 2) << "the change was applied again to the newer record";
+  EXPECT_EQ(renewed->labels().at("zone"), "eu");
+  auto stored = stores_[0]->read_agent("edge-1");
+  ASSERT_TRUE(stored.ok() && stored->has_value()) << stored.status();
+  EXPECT_EQ((*stored)->labels().at("zone"), "eu");
+  EXPECT_EQ((*stored)->certificate_serials_size(), 2);
+}
+
 TEST_F(SharedFleetTest, ADeletionThroughOneControllerClosesTheStreamOnTheOther) {
   auto identity = enrol(*fleets_[0], "edge-1", "edge");
   FakeStream& stream = streams_.emplace_back();

@@ -115,6 +115,10 @@ TEST_F(SqliteStoreTest, AgentRecordsSurviveAReopen) {
   ASSERT_EQ(agents->size(), 1u);
   EXPECT_EQ((*agents)[0].labels().at("role"), "edge");
   EXPECT_EQ((*agents)[0].certificate_serials(0), "abc");
+  auto read = reopened->read_agent("edge-1");
+  ASSERT_TRUE(read.ok() && read->has_value()) << read.status();
+  EXPECT_EQ((*read)->certificate_serials(0), "abc");
+  EXPECT_FALSE(reopened->read_agent("edge-2")->has_value());
 }
 
 TEST_F(SqliteStoreTest, ReadAllReturnsTheResourcesWithTheirRevision) {
