@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -54,23 +55,33 @@ absl::StatusOr<Endpoint> parse_endpoint(std::string_view text) {
   return endpoint;
 }
 
-// gRPC's target for the endpoints: a list of addresses it fails over between, or one name
-// it resolves (and fails over between the addresses of).
-absl::StatusOr<std::string> channel_target(const std::vector<Endpoint>& endpoints) {
-  if (endpoints.size() == 1 && !is_ip(endpoints[0].host, AF_INET) && !is_ip(endpoints[0].host, AF_INET6)) {
-    return str_cat("dns:///", endpoints[0].host, ":", endpoints[0].port);
-  }
-  bool v4 = is_ip(endpoints[0].host, AF_INET);
-  std::vector<std::string> addresses;
-  for (const auto& endpoint : endpoints) {
-    if (!is_ip(endpoint.host, v4 ? AF_INET : AF_INET6)) {
-      return absl::InvalidArgumentError(str_cat("--etcd-endpoints: several endpoints must all be IPv4 or all IPv6 "
-                                                "addresses (or give one DNS name with several addresses): \"",
-                                                common::text_escaped(endpoint.host), "\""));
+std::string address_of(const Endpoint& endpoint) {
+  return is_ip(endpoint.host, AF_INET6) ? str_cat("[", endpoint.host, "]:", endpoint.port)
+                                        : str_cat(endpoint.host, ":", endpoint.port);
+}
+
+// gRPC's targets for the endpoints: one list of addresses of one family, which gRPC fails
+// over between by itself; otherwise one target per endpoint, a name resolved by gRPC's DNS
+// resolver (which fails over between the name's addresses).
+std::vector<std::string> channel_targets(const std::vector<Endpoint>& endpoints) {
+  for (int family : {AF_INET, AF_INET6}) {
+    if (std::all_of(endpoints.begin(), endpoints.end(), [&](const Endpoint& e) { return is_ip(e.host, family); })) {
+      std::vector<std::string> addresses;
+      for (const auto& endpoint : endpoints) addresses.push_back(address_of(endpoint));
+      return {str_cat(family == AF_INET ? "ipv4:" : "ipv6:", common::join(addresses, ","))};
     }
-    addresses.push_back(v4 ? str_cat(endpoint.host, ":", endpoint.port) : str_cat("[", endpoint.host, "]:", endpoint.port));
   }
-  return str_cat(v4 ? "ipv4:" : "ipv6:", common::join(addresses, ","));
+  std::vector<std::string> targets;
+  for (const auto& endpoint : endpoints) {
+    if (is_ip(endpoint.host, AF_INET)) {
+      targets.push_back(str_cat("ipv4:", address_of(endpoint)));
+    } else if (is_ip(endpoint.host, AF_INET6)) {
+      targets.push_back(str_cat("ipv6:", address_of(endpoint)));
+    } else {
+      targets.push_back(str_cat("dns:///", address_of(endpoint)));
+    }
+  }
+  return targets;
 }
 
 }  // namespace
@@ -97,8 +108,7 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::connect(const EtcdOption
     tls = tls || endpoint->https;
     endpoints.push_back(*std::move(endpoint));
   }
-  auto target = channel_target(endpoints);
-  if (!target.ok()) return target.status();
+  std::vector<std::string> targets = channel_targets(endpoints);
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   if (tls) {
     grpc::SslCredentialsOptions ssl;
@@ -127,24 +137,31 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::connect(const EtcdOption
   arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   arguments.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   arguments.SetMaxReceiveMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(*target, credentials, arguments);
+  std::vector<std::unique_ptr<Member>> members;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    std::string where = targets.size() == 1 ? common::join(options.endpoints, ",") : options.endpoints[i];
+    members.push_back(std::make_unique<Member>(grpc::CreateCustomChannel(targets[i], credentials, arguments),
+                                               str_cat("etcd ", where)));
+  }
   std::string where = str_cat("etcd ", common::join(options.endpoints, ","));
-  auto client = std::unique_ptr<EtcdClient>(new EtcdClient(options, std::move(channel), std::move(where)));
+  auto client = std::unique_ptr<EtcdClient>(new EtcdClient(options, std::move(members), std::move(where)));
   if (!options.username.empty()) {
     if (auto status = client->authenticate(); !status.ok()) return status;
   }
   return client;
 }
 
-EtcdClient::EtcdClient(const EtcdOptions& options, std::shared_ptr<grpc::Channel> channel, std::string where)
-    : options_(options),
-      channel_(std::move(channel)),
-      where_(std::move(where)),
-      kv_(etcdserverpb::KV::NewStub(channel_)),
-      watch_(etcdserverpb::Watch::NewStub(channel_)),
-      lease_(etcdserverpb::Lease::NewStub(channel_)),
-      maintenance_(etcdserverpb::Maintenance::NewStub(channel_)),
-      auth_(etcdserverpb::Auth::NewStub(channel_)) {}
+EtcdClient::Member::Member(std::shared_ptr<grpc::Channel> channel_to, std::string reaches)
+    : channel(std::move(channel_to)),
+      where(std::move(reaches)),
+      kv(etcdserverpb::KV::NewStub(channel)),
+      watch(etcdserverpb::Watch::NewStub(channel)),
+      lease(etcdserverpb::Lease::NewStub(channel)),
+      maintenance(etcdserverpb::Maintenance::NewStub(channel)),
+      auth(etcdserverpb::Auth::NewStub(channel)) {}
+
+EtcdClient::EtcdClient(const EtcdOptions& options, std::vector<std::unique_ptr<Member>> members, std::string where)
+    : options_(options), members_(std::move(members)), where_(std::move(where)) {}
 
 void EtcdClient::prepare(grpc::ClientContext& context, bool deadline) {
   if (deadline) context.set_deadline(std::chrono::system_clock::now() + options_.call_timeout);
@@ -159,18 +176,26 @@ absl::Status EtcdClient::authenticate() {
   etcdserverpb::AuthenticateResponse response;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + options_.call_timeout);
-  grpc::Status status = auth_->Authenticate(&context, request, &response);
-  if (!status.ok()) return error("authenticate", status);
+  const size_t used = current();
+  grpc::Status status = members_[used]->auth->Authenticate(&context, request, &response);
+  if (!status.ok()) return error("authenticate", status, used);
   std::lock_guard lock(token_mutex_);
   token_ = response.token();
   return absl::OkStatus();
 }
 
-absl::Status EtcdClient::error(std::string_view what, const grpc::Status& status) const {
-  std::string message = str_cat(where_, ": ", what, ": ", common::text_escaped(status.error_message()));
+absl::Status EtcdClient::error(std::string_view what, const grpc::Status& status, size_t used) {
+  std::string message = str_cat(members_[used]->where, ": ", what, ": ", common::text_escaped(status.error_message()));
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
+      if (members_.size() > 1) {
+        // Of several calls that fail on one member at once, one moves on: the others find
+        // current_ already past `used`.
+        size_t expected = current_.load();
+        if (expected % members_.size() == used) current_.compare_exchange_strong(expected, expected + 1);
+      }
+      return absl::UnavailableError(message);
     case grpc::StatusCode::CANCELLED:
       return absl::UnavailableError(message);
     case grpc::StatusCode::UNAUTHENTICATED:
@@ -187,44 +212,64 @@ absl::Status EtcdClient::error(std::string_view what, const grpc::Status& status
 }
 
 template <typename Response, typename Call>
-absl::StatusOr<Response> EtcdClient::unary(std::string_view what, Call call) {
-  for (int attempt = 0;; ++attempt) {
+absl::StatusOr<Response> EtcdClient::unary(std::string_view what, Call call, Repeat repeat) {
+  bool token_renewed = false;
+  size_t members_tried = 1;
+  for (;;) {
     grpc::ClientContext context;
     prepare(context, true);
     Response response;
-    grpc::Status status = call(context, response);
+    const size_t used = current();
+    grpc::Status status = call(*members_[used], context, response);
     if (status.ok()) return response;
     // A simple-token auth token lasts 5 minutes by default: get another and try again once.
-    bool stale_token = status.error_code() == grpc::StatusCode::UNAUTHENTICATED && !options_.username.empty();
-    if (!stale_token || attempt > 0) return error(what, status);
-    if (auto renewed = authenticate(); !renewed.ok()) return renewed;
+    if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED && !options_.username.empty() && !token_renewed) {
+      token_renewed = true;
+      if (auto renewed = authenticate(); !renewed.ok()) return renewed;
+      continue;
+    }
+    absl::Status failed = error(what, status, used);
+    // A write that failed on the way may have been applied: only what may run twice is asked
+    // of the next member at once.
+    bool moved_on = current() != used;
+    if (repeat == Repeat::kNever || !moved_on || members_tried == members_.size()) return failed;
+    ++members_tried;
   }
 }
 
 absl::StatusOr<etcdserverpb::RangeResponse> EtcdClient::range(const etcdserverpb::RangeRequest& request) {
-  return unary<etcdserverpb::RangeResponse>("range", [&](grpc::ClientContext& context, auto& response) {
-    return kv_->Range(&context, request, &response);
-  });
+  return unary<etcdserverpb::RangeResponse>(
+      "range",
+      [&](Member& member, grpc::ClientContext& context, auto& response) {
+        return member.kv->Range(&context, request, &response);
+      },
+      Repeat::kOnAnotherMember);
 }
 
 absl::StatusOr<etcdserverpb::TxnResponse> EtcdClient::txn(const etcdserverpb::TxnRequest& request) {
-  return unary<etcdserverpb::TxnResponse>("transaction", [&](grpc::ClientContext& context, auto& response) {
-    return kv_->Txn(&context, request, &response);
-  });
+  return unary<etcdserverpb::TxnResponse>(
+      "transaction",
+      [&](Member& member, grpc::ClientContext& context, auto& response) {
+        return member.kv->Txn(&context, request, &response);
+      },
+      Repeat::kNever);
 }
 
 absl::StatusOr<etcdserverpb::LeaseGrantResponse> EtcdClient::lease_grant(int64_t ttl_seconds) {
   etcdserverpb::LeaseGrantRequest request;
   request.set_ttl(ttl_seconds);
-  return unary<etcdserverpb::LeaseGrantResponse>("lease grant", [&](grpc::ClientContext& context, auto& response) {
-    return lease_->LeaseGrant(&context, request, &response);
-  });
+  return unary<etcdserverpb::LeaseGrantResponse>(
+      "lease grant",
+      [&](Member& member, grpc::ClientContext& context, auto& response) {
+        return member.lease->LeaseGrant(&context, request, &response);
+      },
+      Repeat::kNever);
 }
 
 absl::StatusOr<int64_t> EtcdClient::lease_keep_alive(int64_t lease) {
   // The keep-alive call is a stream; one request and its answer renew the lease once.
-  auto renew = [&](grpc::ClientContext& context, etcdserverpb::LeaseKeepAliveResponse& response) {
-    auto stream = lease_->LeaseKeepAlive(&context);
+  auto renew = [&](Member& member, grpc::ClientContext& context, etcdserverpb::LeaseKeepAliveResponse& response) {
+    auto stream = member.lease->LeaseKeepAlive(&context);
     etcdserverpb::LeaseKeepAliveRequest request;
     request.set_id(lease);
     if (stream->Write(request)) {
@@ -233,7 +278,7 @@ absl::StatusOr<int64_t> EtcdClient::lease_keep_alive(int64_t lease) {
     }
     return stream->Finish();
   };
-  auto renewed = unary<etcdserverpb::LeaseKeepAliveResponse>("lease keep-alive", renew);
+  auto renewed = unary<etcdserverpb::LeaseKeepAliveResponse>("lease keep-alive", renew, Repeat::kOnAnotherMember);
   if (!renewed.ok()) return renewed.status();
   return renewed->ttl();
 }
@@ -241,27 +286,31 @@ absl::StatusOr<int64_t> EtcdClient::lease_keep_alive(int64_t lease) {
 absl::Status EtcdClient::lease_revoke(int64_t lease) {
   etcdserverpb::LeaseRevokeRequest request;
   request.set_id(lease);
-  return unary<etcdserverpb::LeaseRevokeResponse>("lease revoke", [&](grpc::ClientContext& context, auto& response) {
-           return lease_->LeaseRevoke(&context, request, &response);
-         })
+  return unary<etcdserverpb::LeaseRevokeResponse>("lease revoke", [&](Member& member, grpc::ClientContext& context, auto& response) {
+           return member.lease->LeaseRevoke(&context, request, &response);
+         }, Repeat::kOnAnotherMember)
       .status();
 }
 
 absl::StatusOr<etcdserverpb::StatusResponse> EtcdClient::status() {
   etcdserverpb::StatusRequest request;
-  return unary<etcdserverpb::StatusResponse>("status", [&](grpc::ClientContext& context, auto& response) {
-    return maintenance_->Status(&context, request, &response);
-  });
+  return unary<etcdserverpb::StatusResponse>(
+      "status",
+      [&](Member& member, grpc::ClientContext& context, auto& response) {
+        return member.maintenance->Status(&context, request, &response);
+      },
+      Repeat::kOnAnotherMember);
 }
 
 std::unique_ptr<EtcdClient::WatchStream> EtcdClient::open_watch() {
   auto stream = std::make_unique<WatchStream>();
   stream->client_ = this;
+  stream->member_ = current();
   stream->context_ = std::make_unique<grpc::ClientContext>();
   prepare(*stream->context_, false);
   // A member cut off from the others ends the stream instead of going quiet.
   stream->context_->AddMetadata("hasleader", "true");
-  stream->stream_ = watch_->Watch(stream->context_.get());
+  stream->stream_ = members_[stream->member_]->watch->Watch(stream->context_.get());
   return stream;
 }
 
@@ -283,7 +332,7 @@ void EtcdClient::WatchStream::cancel() { context_->TryCancel(); }
 absl::Status EtcdClient::WatchStream::finish() {
   grpc::Status status = stream_->Finish();
   if (status.ok()) return absl::OkStatus();
-  return client_->error("watch", status);
+  return client_->error("watch", status, member_);
 }
 
 }  // namespace strait::controller

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -12,8 +13,8 @@
 namespace strait::controller {
 
 struct EtcdOptions {
-  // "host:port", "http://host:port" or "https://host:port": IP addresses, or one DNS name
-  // (every address it resolves to is tried).
+  // "host:port", "http://host:port" or "https://host:port", each an IP address or a DNS name
+  // (every address a name resolves to is tried, and the name is resolved again on reconnect).
   std::vector<std::string> endpoints;
   std::string ca_file;    // TLS to etcd when set (or when an endpoint says https)
   std::string cert_file;  // client certificate for etcd's --client-cert-auth
@@ -23,7 +24,9 @@ struct EtcdOptions {
   std::chrono::milliseconds call_timeout{5000};
 };
 
-// The calls the etcd store makes, on one gRPC channel to the cluster. With auth, every call
+// The calls the etcd store makes. Endpoints that are all IP addresses share one gRPC channel,
+// which fails over between them; with DNS names, each endpoint is a channel of its own and a
+// call that finds its member unreachable moves the next calls to the next endpoint. With auth, every call
 // carries the token from Authenticate and one that etcd calls invalid (expired) is renewed
 // once. Errors name the endpoints and say what etcd answered. Thread-safe.
 class EtcdClient {
@@ -50,7 +53,8 @@ class EtcdClient {
 
    private:
     friend class EtcdClient;
-    const EtcdClient* client_ = nullptr;
+    EtcdClient* client_ = nullptr;
+    size_t member_ = 0;
     std::unique_ptr<grpc::ClientContext> context_;
     std::unique_ptr<grpc::ClientReaderWriter<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>> stream_;
   };
@@ -61,22 +65,34 @@ class EtcdClient {
   const std::string& where() const { return where_; }
 
  private:
-  EtcdClient(const EtcdOptions& options, std::shared_ptr<grpc::Channel> channel, std::string where);
+  // One gRPC channel and the stubs on it.
+  struct Member {
+    explicit Member(std::shared_ptr<grpc::Channel> channel, std::string where);
+    std::shared_ptr<grpc::Channel> channel;
+    std::string where;  // for messages: the endpoint(s) it reaches
+    std::unique_ptr<etcdserverpb::KV::Stub> kv;
+    std::unique_ptr<etcdserverpb::Watch::Stub> watch;
+    std::unique_ptr<etcdserverpb::Lease::Stub> lease;
+    std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance;
+    std::unique_ptr<etcdserverpb::Auth::Stub> auth;
+  };
 
+  EtcdClient(const EtcdOptions& options, std::vector<std::unique_ptr<Member>> members, std::string where);
+
+  // Whether a call that found its member unreachable is made again on the next one.
+  enum class Repeat { kNever, kOnAnotherMember };
   template <typename Response, typename Call>
-  absl::StatusOr<Response> unary(std::string_view what, Call call);
+  absl::StatusOr<Response> unary(std::string_view what, Call call, Repeat repeat);
   void prepare(grpc::ClientContext& context, bool deadline);
   absl::Status authenticate();
-  absl::Status error(std::string_view what, const grpc::Status& status) const;
+  size_t current() const { return current_.load() % members_.size(); }
+  // Why a call through members_[used] failed; an unreachable member hands the next calls on.
+  absl::Status error(std::string_view what, const grpc::Status& status, size_t used);
 
   EtcdOptions options_;
-  std::shared_ptr<grpc::Channel> channel_;
+  std::vector<std::unique_ptr<Member>> members_;
+  std::atomic<size_t> current_{0};
   std::string where_;
-  std::unique_ptr<etcdserverpb::KV::Stub> kv_;
-  std::unique_ptr<etcdserverpb::Watch::Stub> watch_;
-  std::unique_ptr<etcdserverpb::Lease::Stub> lease_;
-  std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance_;
-  std::unique_ptr<etcdserverpb::Auth::Stub> auth_;
   std::mutex token_mutex_;
   std::string token_;
 };
