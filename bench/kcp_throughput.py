@@ -12,6 +12,7 @@ loopback as it is (0 %), and through tests/support/lossy_udp.py with 2 % loss ea
 Prints Mbit/s and CPU seconds of both ends per GiB moved, median of interleaved rounds.
 
 Usage: python3 bench/kcp_throughput.py [--agent build/release/agent/strait-agent] [--seconds 5] [--rounds 3]
+                                       [--links 0%,2%+15ms]
 """
 import argparse
 import os
@@ -70,7 +71,9 @@ def main():
     parser.add_argument("--agent", default="build/release/agent/strait-agent")
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--links", default=",".join(LINKS), help="which links to run, of " + ", ".join(LINKS))
     args = parser.parse_args()
+    links = {name: LINKS[name] for name in args.links.split(",")}
     require_tools("iperf3", "kcptun-client", "kcptun-server")
     peers = Peers(os.path.abspath(args.agent))
     relays = []
@@ -79,7 +82,7 @@ def main():
         iperf_server = peers.spawn(["iperf3", "-s", "-p", str(target)])
         wait_port(target, iperf_server)
         fronts = {}
-        for link, shape in LINKS.items():
+        for link, shape in links.items():
             for peer in ("strait", "kcptun"):
                 server, client = free_port(), free_port()
                 reach = server
@@ -97,7 +100,7 @@ def main():
                 spent = cpu_seconds(pids) - before
                 gib = gbits * args.seconds / 8 / 1.073741824
                 samples[key].append((gbits * 1000, spent / gib if gib > 0 else float("inf")))
-        for link in LINKS:
+        for link in links:
             row = {}
             for peer in ("strait", "kcptun"):
                 values = samples[(link, peer)]

@@ -142,6 +142,7 @@ FecDecoder::FecDecoder(int data_shards, int parity_shards, size_t max_groups)
       sources_(data_shards),
       targets_(data_shards) {
   groups_.reserve(max_groups_);
+  finished_ids_.fill(kNoGroup);
   out_.reserve(static_cast<size_t>(data_shards) + 1);
   missing_.reserve(data_shards);
 }
@@ -207,7 +208,7 @@ void FecDecoder::collect(uint32_t seqid, std::span<const uint8_t> body) {
   }
   if (have_finished_) {
     int64_t distance = group_distance(id, last_finished_, group_count);
-    if (distance <= 0) {
+    if (distance <= -int64_t{kMaxGroupsBehind} || (distance <= 0 && finished(id))) {
       ++stats_.stale;
       return;
     }
@@ -218,6 +219,7 @@ void FecDecoder::collect(uint32_t seqid, std::span<const uint8_t> body) {
         stats_.abandoned += group.used ? 1 : 0;
         group.used = false;
       }
+      finished_ids_.fill(kNoGroup);
       have_finished_ = false;
     }
   }
@@ -272,16 +274,17 @@ void FecDecoder::finish(Group& group) {
   uint32_t group_count = seqid_wrap(total_) / static_cast<uint32_t>(total_);
   if (!have_finished_ || group_distance(group.id, last_finished_, group_count) > 0) last_finished_ = group.id;
   have_finished_ = true;
+  finished_ids_[group.id % kMaxGroupsBehind] = group.id;
   // The slot's bytes stay untouched until the next decode(): recovered spans point there.
   group.used = false;
-  forget_up_to(last_finished_);
+  forget_behind(last_finished_);
 }
 
-// Like kcp-go's flushShards: once a group finishes, older unfinished ones are given up.
-void FecDecoder::forget_up_to(uint32_t id) {
+// Unfinished groups that far behind wait for shards a reordering link no longer delivers.
+void FecDecoder::forget_behind(uint32_t id) {
   uint32_t group_count = seqid_wrap(total_) / static_cast<uint32_t>(total_);
   for (auto& group : groups_) {
-    if (group.used && group_distance(group.id, id % group_count, group_count) <= 0) {
+    if (group.used && group_distance(group.id, id, group_count) <= -int64_t{kMaxGroupsBehind}) {
       group.used = false;
       ++stats_.abandoned;
     }

@@ -13,6 +13,7 @@
 // 0x11d): a Vandermonde matrix made systematic, applied to the shards from the SIZE field on,
 // each zero-padded to the group's longest. Pure code over bytes, fuzzed.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -87,9 +88,9 @@ struct FecDecoderStats {
   uint64_t malformed = 0;   // too short, unknown TYPE, SIZE outside the packet, too long
   uint64_t mismatched = 0;  // TYPE does not fit the SEQID (the peer uses other shard counts)
   uint64_t duplicates = 0;
-  uint64_t stale = 0;       // for a group already complete or given up
+  uint64_t stale = 0;       // for a group already finished or too far behind the newest finished one
   uint64_t far = 0;         // SEQID too far ahead of the groups in progress
-  uint64_t abandoned = 0;   // incomplete groups dropped: older than a finished one, or over max_groups
+  uint64_t abandoned = 0;   // incomplete groups dropped: too far behind, or over max_groups
   uint64_t recovered = 0;   // data shards rebuilt from parity
   uint64_t unrecoverable = 0;  // a rebuilt shard whose SIZE field makes no sense
 };
@@ -103,6 +104,11 @@ class FecDecoder {
   // kResync such packets in a row the decoder starts over there (the peer really moved).
   static constexpr uint32_t kMaxGroupsAhead = 1024;
   static constexpr int kResync = 64;
+  // An unfinished group is kept while it is fewer than this many groups behind the newest
+  // finished one (and a slot is free): a link that reorders finishes groups out of order,
+  // and giving up the older ones at the first newer finish, as kcp-go does, hands their
+  // losses to KCP's retransmission.
+  static constexpr uint32_t kMaxGroupsBehind = 16;
 
   FecDecoder(int data_shards, int parity_shards, size_t max_groups = kDefaultMaxGroups);
 
@@ -132,7 +138,8 @@ class FecDecoder {
   Group* group_for(uint32_t id);
   void finish(Group& group);
   void recover(Group& group);
-  void forget_up_to(uint32_t id);
+  void forget_behind(uint32_t id);
+  bool finished(uint32_t id) const { return finished_ids_[id % kMaxGroupsBehind] == id; }
 
   int data_shards_;
   int total_;
@@ -141,6 +148,10 @@ class FecDecoder {
   std::vector<Group> groups_;
   bool have_finished_ = false;
   uint32_t last_finished_ = 0;  // newest group completed or recovered
+  // The groups finished lately, at id % kMaxGroupsBehind; kNoGroup is no group id (ids stay
+  // below 2^32 / (data + parity)). Their late shards are stale, not the start of a new group.
+  static constexpr uint32_t kNoGroup = UINT32_MAX;
+  std::array<uint32_t, kMaxGroupsBehind> finished_ids_;
   int far_in_a_row_ = 0;
   FecDecoderStats stats_;
   std::vector<std::span<const uint8_t>> out_;

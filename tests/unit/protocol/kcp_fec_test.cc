@@ -131,6 +131,50 @@ TEST(KcpFecRoundTrip, AnyLossUpToParityRecoversForManyShapes) {
   }
 }
 
+// A link that delays some datagrams behind later ones finishes groups out of order: an older
+// group still recovers its loss after a newer one finished, and its shards that come after
+// it finished are stale rather than the start of another group.
+TEST(KcpFecRoundTrip, AGroupOvertakenByANewerOneStillRecovers) {
+  std::mt19937 random(5);
+  FecEncoder encoder(10, 3);
+  FecDecoder decoder(10, 3);
+  auto group = [&](std::vector<Packet>& payloads) {
+    std::vector<Packet> sent;
+    for (int i = 0; i < 10; ++i) {
+      Packet packet = data_packet(random, 100 + random() % 1000);
+      auto parity = encoder.encode(packet, 0, UINT32_MAX);
+      payloads.emplace_back(packet.begin() + 8, packet.end());
+      sent.push_back(packet);
+      for (auto p : parity) sent.push_back(as_packet(p));
+    }
+    return sent;
+  };
+  std::vector<Packet> older_payloads, newer_payloads;
+  std::vector<Packet> older = group(older_payloads);
+  std::vector<Packet> newer = group(newer_payloads);
+  std::vector<Packet> received;
+  auto deliver = [&](const Packet& packet) {
+    for (auto& p : payloads_of(decoder.decode(packet))) received.push_back(p);
+  };
+  // The older group loses data shard 3; its shards 8..12 arrive after the whole newer group.
+  for (int i = 0; i < 8; ++i) {
+    if (i != 3) deliver(older[i]);
+  }
+  for (const Packet& packet : newer) deliver(packet);
+  EXPECT_EQ(decoder.groups_in_progress(), 1u);
+  for (int i = 8; i < 13; ++i) deliver(older[i]);
+
+  EXPECT_EQ(decoder.stats().recovered, 1u);
+  EXPECT_EQ(decoder.stats().abandoned, 0u);
+  EXPECT_EQ(decoder.stats().stale, 5u) << "each group's shards after its tenth";
+  EXPECT_EQ(decoder.groups_in_progress(), 0u);
+  std::sort(received.begin(), received.end());
+  std::vector<Packet> sent_payloads = older_payloads;
+  sent_payloads.insert(sent_payloads.end(), newer_payloads.begin(), newer_payloads.end());
+  std::sort(sent_payloads.begin(), sent_payloads.end());
+  EXPECT_EQ(received, sent_payloads);
+}
+
 TEST(KcpFecRoundTrip, SeqidWrapsAtAMultipleOfTheGroup) {
   std::mt19937 random(3);
   FecEncoder encoder(10, 3);
