@@ -253,6 +253,35 @@ TEST(KcpControl, FastRetransmitOnLaterAcks) {
   EXPECT_EQ(control.waiting_send(), 0u);
 }
 
+// A fast resend that is lost too goes out again after acks of segments sent after it, not
+// after its RTO: on a lossy link with delay the RTO wait stalls the whole window.
+TEST(KcpControl, AFastResendLostAgainIsResentAfterLaterAcks) {
+  Tuning tuning;  // fast_resend 2
+  std::vector<Bytes> out;
+  Control control(kConv, tuning, [&](std::span<uint8_t> p) { out.emplace_back(p.begin(), p.end()); });
+  Bytes data(4 * 1326, 1);
+  ASSERT_EQ(control.send(data), data.size());
+  control.flush(100);
+  auto ack = [](uint32_t sn, uint32_t ts) {
+    return header_bytes({kConv, command::kAck, 0, 1024, ts, sn, 0, 0});
+  };
+  control.input(ack(1, 100), 101);
+  control.input(ack(2, 100), 102);
+  ASSERT_EQ(control.counters().fast_retransmits, 1u);  // sn 0 resent at 102
+  ASSERT_EQ(control.send(Bytes(2 * 1326, 2)), 2 * 1326u);
+  control.flush(130);  // sn 4 and 5 sent at 130
+  out.clear();
+  control.input(ack(3, 100), 131);
+  EXPECT_TRUE(out.empty()) << "an ack of a segment sent before the resend says nothing about it";
+  control.input(ack(4, 130), 132);
+  EXPECT_TRUE(out.empty());
+  control.input(ack(5, 130), 133);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(decode_segment_header(out[0])->sequence, 0u);
+  EXPECT_EQ(control.counters().fast_retransmits, 2u);
+  EXPECT_EQ(control.counters().lost_segments, 0u) << "well before any RTO";
+}
+
 size_t count_commands(const std::vector<Bytes>& packets, uint8_t command) {
   size_t count = 0;
   for (const Bytes& packet : packets) {
