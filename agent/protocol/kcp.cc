@@ -487,6 +487,7 @@ void Control::flush_packets(uint32_t now, bool full) {
       slot.rto = std::min(slot.rto + (nodelay_ ? rto_ / 2 : rto_), kRtoMax);
       slot.fastack = 0;
       slot.resend_at = now + slot.rto;
+      ++slot.timeouts;
       ++lost;
     } else {
       due = false;
@@ -499,7 +500,7 @@ void Control::flush_packets(uint32_t now, bool full) {
       header.length = slot.length;
       put_segment(header, {slot.data.get(), slot.length});
       ++counters_.segments_sent;
-      if (slot.transmissions >= kDeadLink) dead_ = true;
+      if (1 + slot.timeouts >= kDeadLink) dead_ = true;
     }
     if (diff(slot.resend_at, earliest_resend_) < 0) earliest_resend_ = slot.resend_at;
   }

@@ -37,7 +37,10 @@ constexpr uint8_t kWindowTell = 84;   // window size, carried in wnd
 constexpr uint32_t kMaxPacket = 1500;
 constexpr uint32_t kMaxSegmentData = kMaxPacket - kSegmentHeaderSize;
 constexpr uint32_t kMinMtu = 50;     // ikcp refuses mtu < 50
-constexpr uint32_t kDeadLink = 20;   // kcp-go IKCP_DEADLINK: transmissions of one segment
+// kcp-go IKCP_DEADLINK: sends of one segment, counting the first and the RTO resends only. A
+// fast or early resend follows acks, so the peer is alive; counted, repeated fast resends of a
+// segment that a congested receiver keeps dropping would end a live session.
+constexpr uint32_t kDeadLink = 20;
 constexpr uint32_t kMaxWindow = 65535;  // wnd is 16 bits on the wire
 
 struct SegmentHeader {
@@ -204,6 +207,7 @@ class Control {
     uint32_t rto = 0;
     uint32_t fastack = 0;
     uint32_t transmissions = 0;
+    uint32_t timeouts = 0;  // RTO resends
     bool acked = false;
   };
   struct ReceiveSlot {

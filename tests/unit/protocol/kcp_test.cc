@@ -280,6 +280,17 @@ TEST(KcpControl, AFastResendLostAgainIsResentAfterLaterAcks) {
   EXPECT_EQ(decode_segment_header(out[0])->sequence, 0u);
   EXPECT_EQ(control.counters().fast_retransmits, 2u);
   EXPECT_EQ(control.counters().lost_segments, 0u) << "well before any RTO";
+  // A receiver that keeps dropping it while acking the rest is alive: no dead link.
+  uint32_t now = 140;
+  uint32_t sn = 6;
+  for (int round = 0; round < 2 * static_cast<int>(kDeadLink); ++round, now += 10, sn += 2) {
+    ASSERT_EQ(control.send(Bytes(2 * 1326, 3)), 2 * 1326u);
+    control.flush(now);
+    control.input(ack(sn, now), now + 1);
+    control.input(ack(sn + 1, now), now + 2);
+  }
+  EXPECT_GT(control.counters().fast_retransmits, kDeadLink);
+  EXPECT_FALSE(control.dead());
 }
 
 size_t count_commands(const std::vector<Bytes>& packets, uint8_t command) {
