@@ -152,14 +152,10 @@ void Fleet::record_changed_locked(const AgentRecord& record) {
   // The watch may bring a write after a newer one was read or made here.
   if (!inserted && record.revision() != 0 && agent.record.revision() > record.revision()) return;
   std::string previous_key = agent.label_key;
-  if (inserted || record.last_seen_unix() >= agent.record.last_seen_unix()) {
-    adopt_record_locked(agent, record);
-  } else {
-    // When this controller last saw the agent, not yet saved, outlives another's write.
-    AgentRecord adopted = record;
-    adopted.set_last_seen_unix(agent.record.last_seen_unix());
-    adopt_record_locked(agent, adopted);
-  }
+  // When this controller last saw the agent, not yet saved, outlives another's write.
+  AgentRecord adopted = record;
+  if (!inserted) adopted.set_last_seen_unix(std::max(record.last_seen_unix(), agent.record.last_seen_unix()));
+  adopt_record_locked(agent, adopted);
   if (inserted) metrics_.agents_enrolled.store(static_cast<int64_t>(agents_.size()));
   if (agent.stream != nullptr && agent.label_key != previous_key) {
     unevaluated_.insert(record.id());
