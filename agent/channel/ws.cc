@@ -1,88 +1,22 @@
-#include <array>
-
-#include <boost/beast/core/role.hpp>
-
-#include "agent/channel/tls_stream.h"
-#include "common/stream.h"
-
-namespace strait::agent::ws_below {
-
-// The stream under a WebSocket as Beast sees it. Reads go to the Stream. A write of several
-// buffers (a frame's header, then its payload) goes out in one system call where the stream
-// allows it: gathered into one sendmsg(2) on a plain socket, into one flush of TLS records
-// on a TLS stream. Through the Stream interface, which takes the first buffer only, each
-// frame cost two writes, two TLS records and two system calls.
-class Below {
- public:
-  using executor_type = common::Stream::executor_type;
-
-  explicit Below(common::Stream& stream)
-      : stream_(&stream), socket_(stream.plain_tcp_socket()), tls_(dynamic_cast<TlsStream*>(&stream)) {}
-
-  executor_type get_executor() { return stream_->get_executor(); }
-  common::Stream& stream() { return *stream_; }
-
-  template <typename MutableBuffers, typename Token>
-  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    return stream_->async_read_some(buffers, std::forward<Token>(token));
-  }
-
-  template <typename ConstBuffers, typename Token>
-  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    return asio::async_initiate<Token, void(error_code, std::size_t)>(
-        [this](auto handler, const ConstBuffers& some) {
-          if (socket_ != nullptr) return socket_->async_write_some(some, std::move(handler));
-          if (tls_ == nullptr) return stream_->async_write_some(some, std::move(handler));
-          std::array<asio::const_buffer, 4> first;
-          size_t count = 0;
-          for (auto it = asio::buffer_sequence_begin(some); it != asio::buffer_sequence_end(some) && count < first.size();
-               ++it) {
-            if (asio::buffer_size(*it) > 0) first[count++] = *it;
-          }
-          tls_->write_some_gathered(std::span<const asio::const_buffer>(first.data(), count), std::move(handler));
-        },
-        token, buffers);
-  }
-
- private:
-  common::Stream* stream_;
-  asio::ip::tcp::socket* socket_;  // set when the stream is a plain socket
-  TlsStream* tls_;                 // set when the stream is TLS
-};
-
-// Beast closes a WebSocket's next layer through these, found by argument-dependent lookup;
-// teardown is a half close for a Strait stream (its owner closes it for good).
-inline void beast_close_socket(Below& below) { below.stream().close(); }
-
-inline void teardown(boost::beast::role_type, Below& below, error_code& ec) {
-  below.stream().shutdown_send();
-  ec = {};
-}
-
-template <typename Handler>
-void async_teardown(boost::beast::role_type, Below& below, Handler&& handler) {
-  below.stream().shutdown_send();
-  asio::post(below.get_executor(), [handler = std::forward<Handler>(handler)]() mutable { handler(error_code{}); });
-}
-
-}  // namespace strait::agent::ws_below
-
 #include "agent/channel/ws.h"
 
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_executor.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <boost/beast/websocket/stream.hpp>
-#include <spdlog/spdlog.h>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include "agent/channel/tcp.h"
 #include "agent/channel/tls.h"
+#include "agent/channel/ws_stream.h"
+#include "agent/protocol/websocket.h"
 #include "common/metadata.h"
 #include "common/strings.h"
 
@@ -91,86 +25,12 @@ namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace websocket = beast::websocket;
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kMaxRequestHead = 8 * 1024;
-// A closing WebSocket waits this long for the peer's close frame before dropping the socket.
-constexpr auto kCloseGrace = std::chrono::seconds(1);
+constexpr size_t kMaxHandshakeHead = 8 * 1024;
 constexpr auto kDefaultPingInterval = std::chrono::seconds(15);
-constexpr size_t kWriteBufferBytes = 16 * 1024;
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
-
-struct WsCore {
-  explicit WsCore(StreamPtr below_stream) : below(std::move(below_stream)), ws(*below) {
-    ws.binary(true);
-    // Reads are partial, so a large message costs no memory: no limit, as gorilla (GOST).
-    ws.read_message_max(0);
-    // A client masks each frame through this buffer: at Beast's 4 KiB default a 16 KiB write
-    // became four frames, four TLS records and four syscalls.
-    ws.write_buffer_bytes(kWriteBufferBytes);
-  }
-  StreamPtr below;
-  websocket::stream<ws_below::Below> ws;
-};
-
-class WsStream final : public Stream {
- public:
-  explicit WsStream(std::shared_ptr<WsCore> core) : core_(std::move(core)) {}
-  ~WsStream() override { close(); }
-
-  executor_type get_executor() override { return core_->below->get_executor(); }
-  // WebSocket has no half close: the end of our data is told with the close frame, which
-  // ends the peer's sending too once it has answered (GOST ends the whole connection at the
-  // first end of stream). Without it the far end would never learn that the client is done.
-  void shutdown_send() override { close(); }
-  // The closing handshake, then the socket: at once if the peer answers, else after a grace.
-  // Reads go on until the peer's close frame. Dropping the socket at once instead would
-  // leave the peer a reset rather than an end.
-  void close() override {
-    if (closing_) return;
-    closing_ = true;
-    asio::co_spawn(
-        get_executor(),
-        [](std::shared_ptr<WsCore> core) -> asio::awaitable<void> {
-          asio::steady_timer grace(core->below->get_executor(), kCloseGrace);
-          grace.async_wait([core](error_code ec) {
-            if (!ec) core->below->close();
-          });
-          co_await core->ws.async_close(websocket::close_code::normal, kUseTuple);
-          grace.cancel();
-          core->below->close();
-        }(core_),
-        [](std::exception_ptr e) {
-          if (e) spdlog::error("ws: closing handshake ended by an unexpected exception");
-        });
-  }
-  std::string remote_address() const override { return core_->below->remote_address(); }
-  std::string local_address() const override { return core_->below->local_address(); }
-
- protected:
-  void do_read_some(asio::mutable_buffer buffer, common::IoHandler handler) override {
-    // Bound to the stream's executor: Beast needs one it can post to, which a type-erased
-    // handler's is not.
-    core_->ws.async_read_some(
-        buffer, asio::bind_executor(get_executor(), [handler = std::move(handler)](error_code ec, size_t n) mutable {
-          // The peer's close frame is the end of its stream.
-          if (ec == websocket::error::closed) ec = asio::error::eof;
-          std::move(handler)(ec, n);
-        }));
-  }
-  void do_write_some(asio::const_buffer buffer, common::IoHandler handler) override {
-    core_->ws.async_write(buffer, asio::bind_executor(get_executor(), [handler = std::move(handler)](
-                                                                          error_code ec, size_t n) mutable {
-                            std::move(handler)(ec, n);
-                          }));
-  }
-
- private:
-  std::shared_ptr<WsCore> core_;
-  bool closing_ = false;
-};
 
 absl::StatusOr<Headers> read_headers(const google::protobuf::Struct& metadata) {
   Headers headers;
@@ -197,34 +57,53 @@ absl::StatusOr<std::string> read_path(const google::protobuf::Struct& metadata) 
   return std::string("/ws");
 }
 
+// What is left in `buffer` after the handshake's head: the peer's first frames.
+std::string leftover(const beast::flat_buffer& buffer) {
+  return std::string(static_cast<const char*>(buffer.data().data()), buffer.size());
+}
+
 class WsServerLayer final : public ServerLayer {
  public:
   WsServerLayer(std::string path, Headers headers) : path_(std::move(path)), headers_(std::move(headers)) {}
 
   asio::awaitable<Result<StreamPtr>> accept(StreamPtr below) const override {
-    beast::flat_buffer buffer(kMaxRequestHead);
+    beast::flat_buffer buffer(kMaxHandshakeHead);
     http::request_parser<http::empty_body> parser;
-    parser.header_limit(kMaxRequestHead);
+    parser.header_limit(kMaxHandshakeHead);
     auto [read_error, n] = co_await http::async_read(*below, buffer, parser, kUseTuple);
     if (read_error) co_return read_error;
     auto request = parser.release();
-    if (websocket::is_upgrade(request) && request.target() != path_) {
-      http::response<http::empty_body> refusal(http::status::not_found, request.version());
-      refusal.set(http::field::connection, "close");
-      co_await http::async_write(*below, refusal, kUseTuple);
+    if (beast::websocket::is_upgrade(request) && request.target() != path_) {
+      co_await refuse(*below, request.version(), http::status::not_found, "");
       co_return http::error::bad_target;
     }
-    auto core = std::make_shared<WsCore>(std::move(below));
-    core->ws.set_option(websocket::stream_base::decorator([headers = headers_](websocket::response_type& response) {
-      for (const auto& [name, value] : headers) response.set(name, value);
-    }));
-    // Beast answers a request that is not a valid upgrade with 400 and says why.
-    auto [accept_error] = co_await core->ws.async_accept(request, kUseTuple);
-    if (accept_error) co_return accept_error;
-    co_return StreamPtr(std::make_unique<WsStream>(std::move(core)));
+    if (auto refusal = websocket::check_upgrade_request(request); refusal) {
+      co_await refuse(*below, request.version(), http::status::bad_request, refusal.message());
+      co_return refusal;
+    }
+    http::response<http::empty_body> response(http::status::switching_protocols, 11);
+    response.set(http::field::upgrade, "websocket");
+    response.set(http::field::connection, "Upgrade");
+    response.set(http::field::sec_websocket_accept, websocket::accept_key(request[http::field::sec_websocket_key]));
+    for (const auto& [name, value] : headers_) response.set(name, value);
+    auto [write_error, written] = co_await http::async_write(*below, response, kUseTuple);
+    if (write_error) co_return write_error;
+    co_return make_ws_stream(std::move(below), {.role = websocket::Role::kServer, .prefetched = leftover(buffer)});
   }
 
  private:
+  // An HTTP answer to a request that is not an upgrade to our path, saying why.
+  static asio::awaitable<void> refuse(Stream& below, unsigned version, http::status status, std::string reason) {
+    http::response<http::string_body> refusal(status, version);
+    refusal.set(http::field::connection, "close");
+    if (!reason.empty()) {
+      refusal.set(http::field::content_type, "text/plain");
+      refusal.body() = std::move(reason);
+    }
+    refusal.prepare_payload();
+    co_await http::async_write(below, refusal, kUseTuple);
+  }
+
   std::string path_;
   Headers headers_;
 };
@@ -235,24 +114,41 @@ class WsClientLayer final : public ClientLayer {
       : path_(std::move(path)), host_(std::move(host)), headers_(std::move(headers)), ping_interval_(ping_interval) {}
 
   asio::awaitable<Result<StreamPtr>> connect(StreamPtr below, const std::string& address) const override {
-    auto core = std::make_shared<WsCore>(std::move(below));
-    core->ws.set_option(websocket::stream_base::decorator([headers = headers_](websocket::request_type& request) {
-      for (const auto& [name, value] : headers) request.set(name, value);
-    }));
-    if (ping_interval_.count() > 0) {
-      // Beast pings after half the idle time; a peer silent for the whole of it is gone.
-      websocket::stream_base::timeout timeout{websocket::stream_base::none(),
-                                              std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                  ping_interval_ * 2),
-                                              true};
-      core->ws.set_option(timeout);
-    }
-    auto [ec] = co_await core->ws.async_handshake(host_.empty() ? address : host_, path_, kUseTuple);
-    if (ec) co_return ec;
-    co_return StreamPtr(std::make_unique<WsStream>(std::move(core)));
+    const std::string key = client_key();
+    http::request<http::empty_body> request(http::verb::get, path_, 11);
+    request.set(http::field::host, host_.empty() ? address : host_);
+    request.set(http::field::upgrade, "websocket");
+    request.set(http::field::connection, "Upgrade");
+    request.set(http::field::sec_websocket_key, key);
+    request.set(http::field::sec_websocket_version, "13");
+    for (const auto& [name, value] : headers_) request.set(name, value);
+    auto [write_error, written] = co_await http::async_write(*below, request, kUseTuple);
+    if (write_error) co_return write_error;
+    beast::flat_buffer buffer(kMaxHandshakeHead);
+    http::response_parser<http::empty_body> parser;
+    parser.header_limit(kMaxHandshakeHead);
+    auto [read_error, n] = co_await http::async_read_header(*below, buffer, parser, kUseTuple);
+    if (read_error) co_return read_error;
+    if (auto refusal = websocket::check_upgrade_response(parser.get(), key); refusal) co_return refusal;
+    co_return make_ws_stream(std::move(below), {.role = websocket::Role::kClient,
+                                                .prefetched = leftover(buffer),
+                                                .ping_interval = ping_interval_});
   }
 
  private:
+  // A fresh 16-byte nonce, base64 (RFC 6455 §4.1).
+  static std::string client_key() {
+    unsigned char nonce[16];
+    if (RAND_bytes(nonce, sizeof nonce) != 1) {
+      uint64_t now = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+      std::memcpy(nonce, &now, sizeof now);
+      std::memcpy(nonce + sizeof now, &now, sizeof now);
+    }
+    char encoded[25];
+    int size = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded), nonce, sizeof nonce);
+    return std::string(encoded, static_cast<size_t>(size));
+  }
+
   std::string path_;
   std::string host_;
   Headers headers_;

@@ -9,10 +9,11 @@
 
 namespace strait::agent {
 
-// WebSocket as a layer (RFC 6455, Boost.Beast), as GOST's ws transport: the client upgrades
-// `GET <path>` (default /ws) with Host = `host` or the node address; each write is one
-// binary message and reads return the payloads of incoming messages as one byte stream.
-// WebSocket has no half close: a close frame is sent when the stream is closed.
+// WebSocket as a layer (RFC 6455; Beast parses the upgrade's HTTP, agent/channel/ws_stream
+// carries the frames), as GOST's ws transport: the client upgrades `GET <path>` (default
+// /ws) with Host = `host` or the node address; each write is one binary message and reads
+// return the payloads of incoming messages as one byte stream. WebSocket has no half close:
+// a close frame is sent when the stream is closed.
 absl::StatusOr<std::shared_ptr<const ServerLayer>> make_ws_server_layer(const config::v1::ServiceConfig& service);
 absl::StatusOr<std::shared_ptr<const ClientLayer>> make_ws_client_layer(const config::v1::NodeConfig& node);
 
