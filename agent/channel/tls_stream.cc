@@ -24,8 +24,8 @@ namespace {
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 // The most plaintext one SSL_write takes: one TLS record.
 constexpr size_t kMaxRecordPlaintext = 16 * 1024;
-// The most plaintext one gathered write takes before its records go below.
-constexpr size_t kMaxGatheredPlaintext = 4 * kMaxRecordPlaintext;
+// The most plaintext one write takes before its records go below: a relay buffer.
+constexpr size_t kMaxGatheredPlaintext = StreamBuffers::kBufferSize;
 constexpr size_t kSpareOutputs = 64;
 constexpr size_t kMaxSpareCapacity = 64 * 1024;
 
@@ -264,20 +264,28 @@ std::string TlsStream::local_address() const { return core_->below->local_addres
 void TlsStream::do_read_some(asio::mutable_buffer buffer, common::IoHandler handler) {
   run(core_, std::move(handler), [](std::shared_ptr<Core> core, asio::mutable_buffer into) -> asio::awaitable<IoResult> {
     if (into.size() == 0) co_return IoResult{error_code{}, 0};
-    size_t n = 0;
-    auto [ec, result] = co_await core->drive([&] { return SSL_read_ex(core->ssl, into.data(), into.size(), &n); });
-    co_return IoResult{ec, ec ? 0 : n};
+    auto* data = static_cast<char*>(into.data());
+    size_t total = 0;
+    auto [ec, result] = co_await core->drive([&] {
+      int first = SSL_read_ex(core->ssl, data, into.size(), &total);
+      if (first <= 0) return first;
+      // One record is at most 16 KiB: take every record already read from below, so that a
+      // relay buffer leaves full and one read below feeds one write on the other side.
+      while (total < into.size() && (core->in_begin < core->in_end || SSL_pending(core->ssl) > 0)) {
+        size_t n = 0;
+        // What came is reported; an error shows again on the next read.
+        if (SSL_read_ex(core->ssl, data + total, into.size() - total, &n) <= 0) break;
+        total += n;
+      }
+      ERR_clear_error();
+      return 1;
+    });
+    co_return IoResult{ec, ec ? 0 : total};
   }(core_, buffer));
 }
 
 void TlsStream::do_write_some(asio::const_buffer buffer, common::IoHandler handler) {
-  run(core_, std::move(handler), [](std::shared_ptr<Core> core, asio::const_buffer from) -> asio::awaitable<IoResult> {
-    if (from.size() == 0) co_return IoResult{error_code{}, 0};
-    size_t n = 0;
-    size_t size = std::min(from.size(), kMaxRecordPlaintext);
-    auto [ec, result] = co_await core->drive([&] { return SSL_write_ex(core->ssl, from.data(), size, &n); });
-    co_return IoResult{ec, ec ? 0 : n};
-  }(core_, buffer));
+  write_some_gathered(std::span<const asio::const_buffer>(&buffer, 1), std::move(handler));
 }
 
 void TlsStream::write_some_gathered(std::span<const asio::const_buffer> buffers, common::IoHandler handler) {
@@ -288,6 +296,7 @@ void TlsStream::write_some_gathered(std::span<const asio::const_buffer> buffers,
   }
   run(core_, std::move(handler), [](std::shared_ptr<Core> core, Gathered from) -> asio::awaitable<IoResult> {
     size_t total = 0;
+    // Records for up to kMaxGatheredPlaintext go below in one write.
     auto [ec, result] = co_await core->drive([&] {
       for (size_t i = 0; i < from.count; ++i) {
         const char* data = static_cast<const char*>(from.items[i].data());

@@ -23,9 +23,10 @@ class TlsStream final : public Stream {
   TlsStream(StreamPtr below, SSL* ssl);
   ~TlsStream() override;
 
-  // Writes some of `buffers` (the first four non-empty ones), in order: a record per buffer,
-  // but one write below for all of them, so that a WebSocket frame's header and payload
-  // cost one system call rather than two.
+  // Writes some of `buffers` (the first four non-empty ones, up to a relay buffer's worth),
+  // in order: records of at most 16 KiB, none spanning two buffers, and one write below for
+  // all of them, so that a WebSocket frame's header and payload, or a relay buffer of four
+  // records, cost one system call.
   void write_some_gathered(std::span<const asio::const_buffer> buffers, common::IoHandler handler);
 
   // Runs the handshake (client or server, as the SSL is set up).

@@ -35,7 +35,7 @@ class BufferCache {
   std::vector<Buffer> free_;
 };
 
-using StreamBuffers = BufferCache<16 * 1024>;
+using StreamBuffers = BufferCache<64 * 1024>;
 // The largest UDP payload: every datagram fits.
 using DatagramBuffers = BufferCache<64 * 1024>;
 

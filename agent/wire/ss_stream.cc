@@ -11,6 +11,7 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "agent/net/buffers.h"
 #include "agent/protocol/proxy_error.h"
 #include "common/io_operation.h"
 
@@ -18,10 +19,12 @@ namespace strait::agent {
 namespace {
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kReadChunk = 16 * 1024;
-// Plaintext sealed per write: four full chunks, so one write of a large buffer is one
-// syscall of about 64 KiB.
-constexpr size_t kMaxWrite = 4 * ss_wire::kMaxPayload;  // one 2022 chunk (0xFFFF) or four SIP004 ones
+// As large as a relay buffer, both ways: a relay read of a full buffer is sealed into one
+// write (four SIP004 chunks, one 2022 chunk) and its peer takes them in one read. Each
+// system call here is a wake-up of the process on the other end of loopback; 16 KiB at a
+// time spent half of the CPU on them.
+constexpr size_t kReadChunk = StreamBuffers::kBufferSize;
+constexpr size_t kMaxWrite = StreamBuffers::kBufferSize;
 
 using common::IoResult;
 
