@@ -197,6 +197,16 @@ absl::StatusOr<SslContext> make_server_context(const TLSConfig& tls, const TLSCo
     if (SSL_CTX_load_verify_locations(ctx.get(), ca.c_str(), nullptr) != 1) return tls_error("tls.caFile", ca);
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   }
+  // A certificate file without its chain gets the chain OpenSSL would build from the store,
+  // built once here: left to OpenSSL's automatic chain, every handshake ran a chain
+  // verification (X509_verify_cert) of its own. A file's own chain is sent as it is.
+  STACK_OF(X509)* file_chain = nullptr;
+  SSL_CTX_get0_chain_certs(ctx.get(), &file_chain);
+  if (sk_X509_num(file_chain) <= 0) {
+    SSL_CTX_build_cert_chain(ctx.get(), SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR);
+    ERR_clear_error();
+  }
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_NO_AUTO_CHAIN);
   if (!alpn.empty()) SSL_CTX_set_alpn_select_cb(ctx.get(), select_alpn, const_cast<std::string*>(&alpn));
   // Resumption by stateless tickets: a server-side cache would keep every client's session
   // in memory for minutes.

@@ -41,6 +41,18 @@ TEST(TlsContext, ServesItsCertificateFilesAndAVerifyingClientAcceptsThem) {
   EXPECT_FALSE(server_error) << server_error.message();
 }
 
+// The chain in the certificate file goes out with the certificate: a client that trusts
+// only the root needs the intermediate.
+TEST(TlsContext, SendsTheIntermediateOfItsCertificateFile) {
+  Certificates certificates;
+  certificates.issue_through_intermediate("server");
+  config::v1::TLSConfig client;
+  client.set_ca_file(certificates.path("ca.pem"));
+  auto [client_error, server_error] = handshake(files(certificates, "server"), client);
+  EXPECT_FALSE(client_error) << client_error.message();
+  EXPECT_FALSE(server_error) << server_error.message();
+}
+
 TEST(TlsContext, TopLevelDefaultsServeWhenTheListenerHasNoCertificate) {
   Certificates certificates;
   certificates.issue("server");

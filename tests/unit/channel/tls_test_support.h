@@ -72,6 +72,22 @@ class Certificates {
     run("openssl x509 -req -in " + path(name + ".csr") + " -CA " + path("ca.pem") + " -CAkey " + path("ca.key") +
         " -CAcreateserial -days 2 -extfile " + extensions + " -out " + path(name + ".pem"));
   }
+  // Makes `name`.pem (the certificate, then an intermediate CA's) and `name`.key, for
+  // "localhost", signed by an intermediate CA that the CA signs.
+  void issue_through_intermediate(const std::string& name) {
+    run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=test-intermediate -keyout " +
+        path("intermediate.key") + " -out " + path("intermediate.csr"));
+    run("printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=keyCertSign\\n' > " + path("intermediate.ext"));
+    run("openssl x509 -req -in " + path("intermediate.csr") + " -CA " + path("ca.pem") + " -CAkey " + path("ca.key") +
+        " -CAcreateserial -days 2 -extfile " + path("intermediate.ext") + " -out " + path("intermediate.pem"));
+    run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -keyout " +
+        path(name + ".key") + " -out " + path(name + ".csr"));
+    run("printf 'subjectAltName=DNS:localhost\\n' > " + path(name + ".ext"));
+    run("openssl x509 -req -in " + path(name + ".csr") + " -CA " + path("intermediate.pem") + " -CAkey " +
+        path("intermediate.key") + " -CAcreateserial -days 2 -extfile " + path(name + ".ext") + " -out " +
+        path(name + ".leaf.pem"));
+    run("cat " + path(name + ".leaf.pem") + " " + path("intermediate.pem") + " > " + path(name + ".pem"));
+  }
   std::string path(const std::string& file) const { return (dir_ / file).string(); }
 
  private:
