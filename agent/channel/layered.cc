@@ -38,7 +38,9 @@ class LayeredListener final : public Listener {
     auto opened = co_await run_layers(std::move(*below), *layers_, timeout_, [](const ServerLayer& layer, StreamPtr stream) {
       return layer.accept(std::move(stream));
     });
-    if (!opened) {
+    // Only when it will be written: the listener's address costs a getsockname(2), and
+    // failed handshakes are what a flood is made of.
+    if (!opened && spdlog::should_log(spdlog::level::info)) {
       spdlog::info("listener {}: client {}: channel handshake failed: {}", base_->bound_address().to_string(), peer,
                    opened.error().message());
     }

@@ -1,15 +1,18 @@
 #pragma once
 
+#include <optional>
+
 #include <boost/asio/ip/tcp.hpp>
 
 #include "agent/channel/channel.h"
 
 namespace strait::agent {
 
-// A plain TCP connection as a Stream.
+// A plain TCP connection as a Stream. `remote`, when the caller has it (accept(2) gives it),
+// spares a getpeername(2) each time the peer's address is asked for.
 class TcpStream final : public Stream {
  public:
-  explicit TcpStream(asio::ip::tcp::socket socket);
+  explicit TcpStream(asio::ip::tcp::socket socket, std::optional<asio::ip::tcp::endpoint> remote = std::nullopt);
 
   executor_type get_executor() override { return socket_.get_executor(); }
   void shutdown_send() override;
@@ -25,6 +28,7 @@ class TcpStream final : public Stream {
 
  private:
   asio::ip::tcp::socket socket_;
+  std::optional<asio::ip::tcp::endpoint> remote_;
 };
 
 std::string endpoint_to_string(const asio::ip::tcp::endpoint& endpoint);
