@@ -21,7 +21,7 @@ import subprocess
 import sys
 
 from benchlib import ProcessGroup, free_port, require_tools, wait_port
-from ws_tunnel import iperf_when_free
+from tcp_forward import iperf_when_free
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
 from lossy_udp import LossyUdpRelay  # noqa: E402

@@ -16,7 +16,7 @@ import os
 import statistics
 
 from benchlib import ProcessGroup, free_port, require_tools
-from ws_tunnel import iperf_when_free
+from tcp_forward import iperf_when_free
 
 PASSWORD = "bench-password"
 METHODS = ("aes-128-gcm", "chacha20-ietf-poly1305")

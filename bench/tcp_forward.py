@@ -64,6 +64,18 @@ def iperf(port, streams, seconds):
     return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
+
+def iperf_when_free(port, streams, seconds, attempts=5):
+    """iperf3's server runs one test at a time: a tunnel still closing the previous test's
+    connections makes it answer "busy" for a moment, so try again."""
+    for attempt in range(attempts):
+        try:
+            return iperf(port, streams, seconds)
+        except (RuntimeError, KeyError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
+
 async def hold_idle(port, count):
     conns = []
     for _ in range(count):
@@ -116,7 +128,7 @@ def main():
             # Interleaving the peers round by round spreads the machine's noise over all of them.
             for _ in range(args.rounds):
                 for name, port in targets.items():
-                    samples[name].append(iperf(port, streams, args.seconds))
+                    samples[name].append(iperf_when_free(port, streams, args.seconds))
             results = {name: statistics.median(values) for name, values in samples.items()}
             line = "  ".join(f"{k}={v:.2f}" for k, v in results.items())
             print(f"streams={streams:<3} {line}")

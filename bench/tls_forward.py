@@ -27,7 +27,7 @@ import subprocess
 import sys
 
 from benchlib import ProcessGroup, free_port, wait_port, require_tools
-from tcp_forward import HOLDER, idle_memory, iperf
+from tcp_forward import HOLDER, idle_memory, iperf_when_free
 
 
 class Peers(ProcessGroup):
@@ -140,9 +140,9 @@ def main():
             samples = {name: [] for name in PEERS}
             samples["direct"] = []
             for _ in range(args.rounds):
-                samples["direct"].append(iperf(target, streams, args.seconds))
+                samples["direct"].append(iperf_when_free(target, streams, args.seconds))
                 for name in PEERS:
-                    samples[name].append(iperf(fronts[name], streams, args.seconds))
+                    samples[name].append(iperf_when_free(fronts[name], streams, args.seconds))
             results = {name: statistics.median(values) for name, values in samples.items()}
             print(f"streams={streams:<3} " + "  ".join(f"{k}={v:.2f}" for k, v in results.items()))
             print(f"streams={streams:<3} strait/haproxy={results['strait'] / results['haproxy']:.2f}  "
@@ -159,8 +159,10 @@ def main():
             servers[name] = (getattr(peers, f"{name}_server")(port, hold_port), port)
         print(f"# full TLS handshakes per second (openssl s_time -new, {args.seconds}s, median of {args.rounds})")
         rates = {name: [] for name in PEERS}
-        for _ in range(args.rounds):
-            for name in PEERS:
+        # The order turns each round: the first peer after the throughput runs met a slower
+        # machine (strait, always first, lost 10-15 % in its first round).
+        for round_index in range(args.rounds):
+            for name in PEERS[round_index % len(PEERS):] + PEERS[:round_index % len(PEERS)]:
                 rates[name].append(handshake_rate(servers[name][1], args.seconds)[0])
         medians = {name: statistics.median(values) for name, values in rates.items()}
         print("  ".join(f"{k}={v:.0f}/s" for k, v in medians.items()))

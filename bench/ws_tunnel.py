@@ -16,23 +16,10 @@ import json
 import os
 import statistics
 import subprocess
-import time
 import uuid
 
 from benchlib import ProcessGroup, free_port, wait_port, require_tools
-from tcp_forward import iperf
-
-
-def iperf_when_free(port, streams, seconds, attempts=5):
-    """iperf3's server runs one test at a time: a tunnel still closing the previous test's
-    connections makes it answer "busy" for a moment, so try again."""
-    for attempt in range(attempts):
-        try:
-            return iperf(port, streams, seconds)
-        except (RuntimeError, KeyError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(1)
+from tcp_forward import iperf_when_free
 
 
 class Peers(ProcessGroup):
