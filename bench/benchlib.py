@@ -91,6 +91,16 @@ class ProcessGroup:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def cpu_seconds(*pids):
+    """utime + stime of processes (all their threads), from /proc/PID/stat."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def require_tools(*tools):
     """Exits with a hint when a peer program the bench runs is not installed."""
     for tool in tools:

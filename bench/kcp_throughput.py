@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 
-from benchlib import ProcessGroup, free_port, require_tools, wait_port
+from benchlib import ProcessGroup, cpu_seconds, free_port, require_tools, wait_port
 from tcp_forward import iperf_when_free
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
@@ -31,15 +31,6 @@ KCPTUN = ["--key", KEY, "--crypt", "aes", "--mode", "fast", "--mtu", "1350", "--
           "--datashard", "10", "--parityshard", "3", "--nocomp", "--quiet"]
 STRAIT = f"kcp.key={KEY}&kcp.crypt=aes&kcp.mode=fast&kcp.mtu=1350&kcp.sndwnd=1024&kcp.rcvwnd=1024&kcp.nocomp=true"
 LINKS = {"0%": None, "2%+15ms": {"loss": 0.02, "delay": 0.015, "jitter": 0.005}}
-
-
-def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Peers(ProcessGroup):
@@ -95,9 +86,9 @@ def main():
         samples = {key: [] for key in fronts}
         for _ in range(args.rounds):
             for key, (port, pids) in fronts.items():
-                before = cpu_seconds(pids)
+                before = cpu_seconds(*pids)
                 gbits = iperf_when_free(port, 1, args.seconds)
-                spent = cpu_seconds(pids) - before
+                spent = cpu_seconds(*pids) - before
                 gib = gbits * args.seconds / 8 / 1.073741824
                 samples[key].append((gbits * 1000, spent / gib if gib > 0 else float("inf")))
         for link in links:

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import free_port, rss_kib, wait_port
+from benchlib import cpu_seconds, free_port, rss_kib, wait_port
 
 # Seconds the controller is left alone with every agent connected before the rounds: its CPU
 # use then is what an idle fleet costs (keepalives, the once-a-second maintenance).
@@ -36,14 +36,6 @@ def raise_nofile():
     raises no limit by itself."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process (all its threads) from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is the state (field 3); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class PeakRss(threading.Thread):

@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import sys
 
-from benchlib import ProcessGroup, free_port, wait_port, require_tools
+from benchlib import ProcessGroup, cpu_seconds, free_port, wait_port, require_tools
 from tcp_forward import HOLDER, idle_memory, iperf_when_free
 
 
@@ -159,15 +159,24 @@ def main():
             servers[name] = (getattr(peers, f"{name}_server")(port, hold_port), port)
         print(f"# full TLS handshakes per second (openssl s_time -new, {args.seconds}s, median of {args.rounds})")
         rates = {name: [] for name in PEERS}
+        cpu_ms = {name: [] for name in PEERS}
         # The order turns each round: the first peer after the throughput runs met a slower
         # machine (strait, always first, lost 10-15 % in its first round).
         for round_index in range(args.rounds):
             for name in PEERS[round_index % len(PEERS):] + PEERS[:round_index % len(PEERS)]:
-                rates[name].append(handshake_rate(servers[name][1], args.seconds)[0])
+                proc, port = servers[name]
+                before = cpu_seconds(proc.pid)
+                rate = handshake_rate(port, args.seconds)[0]
+                rates[name].append(rate)
+                cpu_ms[name].append(1000 * (cpu_seconds(proc.pid) - before) / (rate * args.seconds))
         medians = {name: statistics.median(values) for name, values in rates.items()}
         print("  ".join(f"{k}={v:.0f}/s" for k, v in medians.items()))
         print(f"strait/haproxy={medians['strait'] / medians['haproxy']:.2f}  "
               f"strait/stunnel={medians['strait'] / medians['stunnel']:.2f}")
+        # One s_time client runs one handshake at a time, so the rate is mostly its own; the
+        # server's CPU per handshake is what bounds a server's rate under many clients.
+        cpu = {name: statistics.median(values) for name, values in cpu_ms.items()}
+        print("server CPU ms per handshake: " + "  ".join(f"{k}={v:.3f}" for k, v in cpu.items()))
 
         print(f"# memory per idle TLS connection ({args.idle} connections, RSS delta, upstream held too)")
         for name in ("strait", "haproxy"):
