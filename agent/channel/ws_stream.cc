@@ -106,6 +106,15 @@ struct WsCore {
     writing = false;
     if (turn) turn->cancel();
   }
+  // Moves bytes read past the handshake into `out`; how many.
+  size_t take_prefetched(std::span<uint8_t> out) {
+    size_t n = std::min(prefetched.size(), out.size());
+    if (n == 0) return 0;
+    std::memcpy(out.data(), prefetched.data(), n);
+    prefetched.erase(0, n);
+    if (prefetched.empty()) std::string().swap(prefetched);
+    return n;
+  }
   // A control frame; nothing but our close frame itself goes after our close frame.
   asio::awaitable<error_code> write_control(uint8_t frame_opcode, std::string payload) {
     co_await acquire_turn();
@@ -165,11 +174,8 @@ void answer_ping(const std::shared_ptr<WsCore>& core, std::string payload) {
 asio::awaitable<void> drain_until_close(std::shared_ptr<WsCore> core) {
   std::array<uint8_t, kDrainChunk> chunk;
   while (!core->peer_closed) {
-    size_t n = std::min(core->prefetched.size(), chunk.size());
-    if (n > 0) {
-      std::memcpy(chunk.data(), core->prefetched.data(), n);
-      core->prefetched.erase(0, n);
-    } else {
+    size_t n = core->take_prefetched(chunk);
+    if (n == 0) {
       auto [ec, got] = co_await core->below->async_read_some(asio::buffer(chunk), kUseTuple);
       if (ec) co_return;
       n = got;
@@ -279,12 +285,8 @@ class WsStream final : public Stream {
     if (bytes.empty()) co_return IoResult{error_code{}, 0};
     for (;;) {
       if (core->peer_closed) co_return IoResult{asio::error::eof, 0};
-      size_t n = std::min(core->prefetched.size(), bytes.size());
-      if (n > 0) {
-        std::memcpy(bytes.data(), core->prefetched.data(), n);
-        core->prefetched.erase(0, n);
-        if (core->prefetched.empty()) std::string().swap(core->prefetched);
-      } else {
+      size_t n = core->take_prefetched(bytes);
+      if (n == 0) {
         core->reading = true;
         core->last_heard = Clock::now();
         auto [ec, got] = co_await core->below->async_read_some(out, kUseTuple);
