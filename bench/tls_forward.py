@@ -7,7 +7,13 @@ Each peer runs both ends of the same TLS forward, with the same EC P-256 certifi
 strait: `-L tcp://:C -F forward+tls://:S` and `-L tls://:S/target`; haproxy: a `server ... ssl`
 and a `bind ... ssl crt`; stunnel: `client = yes` and a server section. Then:
 - handshakes per second against each server end (openssl s_time -new, a full handshake per
-  connection, no resumption);
+  connection, no resumption), and the server's CPU per handshake, two ways:
+  * handshake only: the client closes right after its Finished. haproxy then drops the
+    connection on the hang-up before it reads that Finished, so it skips the end of the
+    handshake (Finished check, session ticket), which the others complete;
+  * handshake and a request (`-www /`): the client sends a GET through to an HTTP responder
+    (haproxy `http-request return`) and reads the reply, so every server completes the
+    handshake, sends its tickets, dials the target and relays, as for a real client;
 - RSS growth per idle TLS connection held open to each server end (which holds its
   upstream connection too).
 
@@ -65,6 +71,12 @@ defaults
 {body}""")
         return self.start(["haproxy", "-f", config, "-db"], port)
 
+    def http_responder(self, port):
+        """Answers every HTTP request with a short 200 and closes: the target of requests
+        that measure connections rather than bytes."""
+        return self.haproxy(port, f"frontend f\n    mode http\n    bind 127.0.0.1:{port}\n"
+                                  f"    http-request return status 200 content-type text/plain string ok\n")
+
     def haproxy_server(self, port, target):
         return self.haproxy(port, f"listen s\n    bind 127.0.0.1:{port} ssl crt {self.pem}\n"
                                   f"    server t 127.0.0.1:{target}\n")
@@ -88,9 +100,11 @@ defaults
 PEERS = ("strait", "haproxy", "stunnel")
 
 
-def handshake_rate(port, seconds):
-    out = subprocess.run(["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(seconds)],
-                         capture_output=True, text=True, timeout=seconds + 30)
+def handshake_rate(port, seconds, request=False):
+    command = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(seconds)]
+    if request:
+        command += ["-www", "/"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30)
     match = re.search(r"([\d.]+) connections/user sec", out.stdout)
     total = re.search(r"(\d+) connections in ([\d.]+)s", out.stdout)
     if not total:
@@ -106,6 +120,31 @@ async def hold_tls(port, count):
     for _ in range(count):
         conns.append(await asyncio.open_connection("127.0.0.1", port, ssl=context))
     return conns
+
+
+def measure_handshakes(servers, seconds, rounds, request):
+    rates = {name: [] for name in servers}
+    cpu_ms = {name: [] for name in servers}
+    names = tuple(servers)
+    # The order turns each round: the first peer after the throughput runs met a slower
+    # machine (strait, always first, lost 10-15 % in its first round).
+    for round_index in range(rounds):
+        for name in names[round_index % len(names):] + names[:round_index % len(names)]:
+            proc, port = servers[name]
+            before = cpu_seconds(proc.pid)
+            rate = handshake_rate(port, seconds, request)[0]
+            rates[name].append(rate)
+            cpu_ms[name].append(1000 * (cpu_seconds(proc.pid) - before) / (rate * seconds))
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    print("  ".join(f"{k}={v:.0f}/s" for k, v in medians.items()))
+    print(f"strait/haproxy={medians['strait'] / medians['haproxy']:.2f}  "
+          f"strait/stunnel={medians['strait'] / medians['stunnel']:.2f}")
+    # One s_time client runs one handshake at a time, so the rate is mostly its own; the
+    # server's CPU per handshake is what bounds a server's rate under many clients.
+    cpu = {name: statistics.median(values) for name, values in cpu_ms.items()}
+    print("server CPU ms per handshake: " + "  ".join(f"{k}={v:.3f}" for k, v in cpu.items()))
+    print(f"handshakes per server CPU second, strait/haproxy={cpu['haproxy'] / cpu['strait']:.2f}  "
+          f"strait/stunnel={cpu['stunnel'] / cpu['strait']:.2f}")
 
 
 def main():
@@ -148,35 +187,22 @@ def main():
             print(f"streams={streams:<3} strait/haproxy={results['strait'] / results['haproxy']:.2f}  "
                   f"strait/stunnel={results['strait'] / results['stunnel']:.2f}")
 
-        # Handshakes: a target that accepts and holds connections, as for idle memory.
+        # Handshakes only: a target that accepts and holds connections, as for idle memory.
         hold_port = free_port()
         holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(hold_port)])
         peers.procs.append(holder)
         wait_port(hold_port, holder)
-        servers = {}
-        for name in PEERS:
-            port = free_port()
-            servers[name] = (getattr(peers, f"{name}_server")(port, hold_port), port)
-        print(f"# full TLS handshakes per second (openssl s_time -new, {args.seconds}s, median of {args.rounds})")
-        rates = {name: [] for name in PEERS}
-        cpu_ms = {name: [] for name in PEERS}
-        # The order turns each round: the first peer after the throughput runs met a slower
-        # machine (strait, always first, lost 10-15 % in its first round).
-        for round_index in range(args.rounds):
-            for name in PEERS[round_index % len(PEERS):] + PEERS[:round_index % len(PEERS)]:
-                proc, port = servers[name]
-                before = cpu_seconds(proc.pid)
-                rate = handshake_rate(port, args.seconds)[0]
-                rates[name].append(rate)
-                cpu_ms[name].append(1000 * (cpu_seconds(proc.pid) - before) / (rate * args.seconds))
-        medians = {name: statistics.median(values) for name, values in rates.items()}
-        print("  ".join(f"{k}={v:.0f}/s" for k, v in medians.items()))
-        print(f"strait/haproxy={medians['strait'] / medians['haproxy']:.2f}  "
-              f"strait/stunnel={medians['strait'] / medians['stunnel']:.2f}")
-        # One s_time client runs one handshake at a time, so the rate is mostly its own; the
-        # server's CPU per handshake is what bounds a server's rate under many clients.
-        cpu = {name: statistics.median(values) for name, values in cpu_ms.items()}
-        print("server CPU ms per handshake: " + "  ".join(f"{k}={v:.3f}" for k, v in cpu.items()))
+        responder_port = free_port()
+        peers.http_responder(responder_port)
+        for request, target_port in ((False, hold_port), (True, responder_port)):
+            servers = {}
+            for name in PEERS:
+                port = free_port()
+                servers[name] = (getattr(peers, f"{name}_server")(port, target_port), port)
+            what = "and a request through to an HTTP responder (-www /)" if request else "only"
+            print(f"# full TLS handshakes {what} per second (openssl s_time -new, {args.seconds}s, "
+                  f"median of {args.rounds})")
+            measure_handshakes(servers, args.seconds, args.rounds, request)
 
         print(f"# memory per idle TLS connection ({args.idle} connections, RSS delta, upstream held too)")
         for name in ("strait", "haproxy"):

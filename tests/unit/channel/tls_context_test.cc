@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
 #include "unit/channel/tls_test_support.h"
 
 namespace strait::agent {
@@ -108,6 +113,34 @@ TEST(TlsContext, BadFilesAndVersionsAreErrorsNamingTheKey) {
   status = make_client_context(old).status();
   EXPECT_FALSE(status.ok());
   EXPECT_NE(status.message().find("maxVersion"), std::string::npos) << status;
+}
+
+// A TLS 1.3 server sends one ticket, as Go's does: a client that resumes has a session to
+// resume with, and the server encodes and encrypts one session per handshake, not two.
+TEST(TlsContext, ServerSendsOneSessionTicket) {
+  static int tickets_received = 0;
+  tickets_received = 0;
+  auto server_context = make_server_context({}, {});
+  ASSERT_TRUE(server_context.ok()) << server_context.status();
+  auto client_context = make_client_context({});
+  ASSERT_TRUE(client_context.ok()) << client_context.status();
+  SSL_CTX_set_session_cache_mode(client_context->get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(client_context->get(), [](SSL*, SSL_SESSION*) {
+    ++tickets_received;
+    return 0;  // not kept: OpenSSL frees it
+  });
+  asio::io_context io;
+  run_for(io, [&]() -> asio::awaitable<void> {
+    auto pair = co_await tls_pair(*server_context, *client_context);
+    EXPECT_FALSE(pair.client_error) << pair.client_error.message();
+    EXPECT_STREQ(SSL_get_version(pair.client->ssl()), "TLSv1.3");
+    // The tickets go out right after the handshake, so they are read before these bytes.
+    co_await asio::async_write(*pair.server, asio::buffer("after", 5), asio::as_tuple(asio::use_awaitable));
+    char received[5];
+    auto [error, n] = co_await asio::async_read(*pair.client, asio::buffer(received), asio::as_tuple(asio::use_awaitable));
+    EXPECT_FALSE(error) << error.message();
+  }());
+  EXPECT_EQ(tickets_received, 1);
 }
 
 // GOST configs name suites as Go does; over TLS 1.2 the one named is the one negotiated.
