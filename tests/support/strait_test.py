@@ -12,6 +12,7 @@ repository root (a relative $STRAIT_AGENT is taken relative to the repository ro
 import hashlib
 import http.server
 import os
+import random
 import re
 import shutil
 import signal
@@ -51,14 +52,38 @@ def random_blob(size: int = 1 << 20) -> bytes:
 
 # --- ports -----------------------------------------------------------------------------
 
-def free_port(kind: str = "tcp", host: str = "127.0.0.1") -> int:
-    """A port the kernel just handed out for `kind` ("tcp" or "udp"), released again.
+def _ports_below_ephemeral_range() -> range:
+    """Ports below the kernel's ephemeral range: every outgoing connection of any process on
+    the machine takes its local port from that range, so a port handed out inside it can be
+    taken by some connection before the caller binds it (an etcd member of a test failed to
+    start that way, with tests running side by side)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - 12000), low) if low > 2024 else range(0)
 
-    Another process could take it before the caller binds it; on a test machine that race is
-    rare and shows up as a clear "address in use" failure, not a wrong result.
+
+_PORT_RANGE = _ports_below_ephemeral_range()
+
+
+def free_port(kind: str = "tcp", host: str = "127.0.0.1") -> int:
+    """A port nothing is bound to for `kind` ("tcp" or "udp"), released again.
+
+    Picked at random below the ephemeral range, so that neither outgoing connections nor the
+    other tests running side by side (each picking at random) are likely to take it before
+    the caller binds it; the kernel's choice if that range is empty.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock_type = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
+    for _ in range(100 if _PORT_RANGE else 0):
+        port = random.choice(_PORT_RANGE)
+        with socket.socket(family, sock_type) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(family, sock_type) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
