@@ -9,6 +9,7 @@ The agent binary is $STRAIT_AGENT, default build/dev/agent/strait-agent relative
 repository root (a relative $STRAIT_AGENT is taken relative to the repository root too).
 """
 
+import collections
 import hashlib
 import http.server
 import os
@@ -65,6 +66,8 @@ def _ports_below_ephemeral_range() -> range:
 
 
 _PORT_RANGE = _ports_below_ephemeral_range()
+# Ports this process handed out lately: a test often takes several before binding any.
+_RECENT_PORTS = collections.deque(maxlen=2000)
 
 
 def free_port(kind: str = "tcp", host: str = "127.0.0.1") -> int:
@@ -78,12 +81,15 @@ def free_port(kind: str = "tcp", host: str = "127.0.0.1") -> int:
     sock_type = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
     for _ in range(100 if _PORT_RANGE else 0):
         port = random.choice(_PORT_RANGE)
+        if port in _RECENT_PORTS:
+            continue
         with socket.socket(family, sock_type) as sock:
             try:
                 sock.bind((host, port))
             except OSError:
                 continue
-            return port
+        _RECENT_PORTS.append(port)
+        return port
     with socket.socket(family, sock_type) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
