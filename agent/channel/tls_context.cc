@@ -212,7 +212,7 @@ absl::StatusOr<SslContext> make_server_context(const TLSConfig& tls, const TLSCo
   // in memory for minutes.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   // One TLS 1.3 ticket per handshake, as Go's TLS (GOST's server) sends. OpenSSL's default
-  // second one is a second session encoded, encrypted and sent: a tenth of the server's CPU per
+  // second one is a second session encoded, encrypted and sent, 5 % of the server's CPU per
   // handshake, for clients that keep one ticket per server anyway (Go's, curl's).
   SSL_CTX_set_num_tickets(ctx.get(), 1);
   return ctx;
