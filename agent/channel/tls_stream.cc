@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -70,19 +71,29 @@ struct TlsStream::Core {
     co_return error_code{};
   }
 
-  // Reads what the stream below has into a pooled buffer, once it is readable.
-  asio::awaitable<error_code> fill() {
-    // Only reads and the handshake read below; a write that needs to (TLS 1.2
-    // renegotiation, which the contexts refuse) fails instead of reading concurrently.
-    if (reading) co_return asio::error::in_progress;
+  // Reads what the stream below has into a pooled buffer, once it is readable. One read
+  // below at a time: another caller (a read while a wait for readability peeks) waits for
+  // that one to end, then its SSL call runs again on what came.
+  asio::awaitable<error_code> fill(bool below_readable = false) {
+    if (reading) {
+      if (!filled) {
+        filled = std::make_unique<asio::steady_timer>(below->get_executor(), asio::steady_timer::time_point::max());
+      }
+      uint64_t before = fills_ended;
+      co_await filled->async_wait(kUseTuple);  // woken by cancel() when that read ends
+      co_return fills_ended != before ? error_code{} : error_code(asio::error::operation_aborted);
+    }
+    release_input();  // OpenSSL took every byte: a wait below holds no buffer
     reading = true;
     auto done = [this](error_code ec) {
       reading = false;
+      ++fills_ended;
+      if (filled) filled->cancel();
       return ec;
     };
     // After a full buffer more is probably there: read at once. Otherwise wait first, so
     // that an idle connection waits without a buffer.
-    if (!last_fill_full) {
+    if (!last_fill_full && !below_readable) {
       auto [wait_error] = co_await below->async_wait_readable(kUseTuple);
       if (wait_error) co_return done(wait_error);
     }
@@ -94,7 +105,7 @@ struct TlsStream::Core {
       ec = {};
     }
     if (ec || n == 0) {
-      reading = false;
+      done(ec);
       release_input();
       co_return ec;
     }
@@ -163,6 +174,8 @@ struct TlsStream::Core {
   bool below_eof = false;
   bool reading = false;
   bool last_fill_full = false;
+  uint64_t fills_ended = 0;
+  std::unique_ptr<asio::steady_timer> filled;  // wakes callers waiting for the read in progress
   std::string out;  // bytes OpenSSL wrote, not yet given to the stream below
   bool flushing = false;
   std::unique_ptr<asio::steady_timer> flushed;  // wakes flushes waiting for the one in progress
@@ -222,6 +235,57 @@ void run(const std::shared_ptr<TlsStream::Core>& core, Handler handler, Operatio
                    if (error) result = IoResult{asio::error::no_memory, 0};
                    std::apply(std::move(handler), std::move(result));
                  }));
+}
+
+// Application data OpenSSL has, after it took what was read below (when nothing was, it
+// reads what `below_readable` says is there first): an empty result when the records
+// carried none.
+asio::awaitable<std::optional<error_code>> peek_data(std::shared_ptr<TlsStream::Core> core, bool below_readable) {
+  if (core->in_begin == core->in_end && !core->below_eof) {
+    if (auto ec = co_await core->fill(below_readable); ec) co_return ec;
+  }
+  ERR_clear_error();
+  char byte;
+  size_t peeked = 0;
+  int result = SSL_peek_ex(core->ssl, &byte, 1, &peeked);
+  int error = result > 0 ? SSL_ERROR_NONE : SSL_get_error(core->ssl, result);
+  if (!core->out.empty()) {
+    if (auto ec = co_await core->flush(); ec) co_return ec;
+  }
+  core->release_input();
+  if (error == SSL_ERROR_WANT_READ && !core->below_eof) co_return std::nullopt;
+  // Data, the end, or an error: the read that follows reports the last two.
+  co_return error_code{};
+}
+
+void wait_below_then_peek(std::shared_ptr<TlsStream::Core> core, common::WaitHandler handler);
+
+// Completes `handler` once OpenSSL has application data for a read, or the read would end or
+// fail. Records without data (the session ticket a TLS 1.3 server sends after the handshake,
+// a key update) do not complete it: an idle connection is not reported readable because of
+// them, so a reader does not start a read and hold its buffer for data that is not coming.
+void wait_for_data(std::shared_ptr<TlsStream::Core> core, common::WaitHandler handler, bool below_readable) {
+  auto slot = asio::get_associated_cancellation_slot(handler);
+  auto executor = core->below->get_executor();
+  asio::co_spawn(executor, peek_data(core, below_readable),
+                 asio::bind_cancellation_slot(slot, [core, handler = std::move(handler)](
+                                                        std::exception_ptr error,
+                                                        std::optional<error_code> ready) mutable {
+                   if (error) return std::move(handler)(asio::error::no_memory);
+                   if (ready) return std::move(handler)(*ready);
+                   wait_below_then_peek(std::move(core), std::move(handler));
+                 }));
+}
+
+// Waits below with no coroutine and no buffer held: what an idle connection costs.
+void wait_below_then_peek(std::shared_ptr<TlsStream::Core> core, common::WaitHandler handler) {
+  auto slot = asio::get_associated_cancellation_slot(handler);
+  auto* below = core->below.get();
+  below->async_wait_readable(
+      asio::bind_cancellation_slot(slot, [core = std::move(core), handler = std::move(handler)](error_code ec) mutable {
+        if (ec) return std::move(handler)(ec);
+        wait_for_data(std::move(core), std::move(handler), true);
+      }));
 }
 
 }  // namespace
@@ -318,11 +382,12 @@ void TlsStream::write_some_gathered(std::span<const asio::const_buffer> buffers,
 }
 
 void TlsStream::do_wait_readable(common::WaitHandler handler) {
-  if (SSL_pending(core_->ssl) > 0 || core_->in_begin < core_->in_end || core_->below_eof) {
+  if (SSL_pending(core_->ssl) > 0 || core_->below_eof) {
     asio::post(get_executor(), [handler = std::move(handler)]() mutable { std::move(handler)(error_code{}); });
     return;
   }
-  core_->below->async_wait_readable(std::move(handler));
+  if (core_->in_begin < core_->in_end) return wait_for_data(core_, std::move(handler), false);
+  wait_below_then_peek(core_, std::move(handler));
 }
 
 }  // namespace strait::agent

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 #include "support/stream_io.h"
@@ -83,6 +84,28 @@ TEST(TlsStream, GatheredWriteArrivesInOrder) {
     auto [read_error, n] = co_await asio::async_read(*pair.server, asio::buffer(received), kUseTuple);
     EXPECT_FALSE(read_error) << read_error.message();
     EXPECT_TRUE(received == expected);
+  }());
+}
+
+// The session ticket a TLS 1.3 server sends after its handshake is no data: it leaves an
+// idle client end unreadable (a relay would otherwise start a read and hold its buffer).
+TEST(TlsStream, ASessionTicketDoesNotMakeTheClientReadable) {
+  asio::io_context io;
+  run_for(io, [&]() -> asio::awaitable<void> {
+    auto pair = co_await tls_pair(server_context(), client_context());
+    EXPECT_FALSE(pair.client_error || pair.server_error);
+    if (pair.client_error || pair.server_error) co_return;
+    asio::steady_timer quiet(co_await asio::this_coro::executor, std::chrono::milliseconds(300));
+    auto outcome = co_await (pair.client->async_wait_readable(asio::use_awaitable) ||
+                             quiet.async_wait(asio::use_awaitable));
+    EXPECT_EQ(outcome.index(), 1u) << "the client end became readable with no data sent";
+    co_await asio::async_write(*pair.server, asio::buffer(std::string("data")), kUseTuple);
+    auto [wait_error] = co_await pair.client->async_wait_readable(kUseTuple);
+    EXPECT_FALSE(wait_error) << wait_error.message();
+    std::string received(4, '\0');
+    auto [read_error, n] = co_await asio::async_read(*pair.client, asio::buffer(received), kUseTuple);
+    EXPECT_FALSE(read_error) << read_error.message();
+    EXPECT_EQ(received, "data");
   }());
 }
 
