@@ -122,25 +122,22 @@ class RuntimeApply : public ::testing::Test {
     EXPECT_EQ(reports.size(), 1u);
     return reports.empty() ? ServiceReport{} : reports[0];
   }
-  // Polls the report (the runtime is asynchronous to this thread) for up to 5 s.
-  template <typename Predicate>
-  bool eventually(Predicate predicate) {
+  // Polls `condition` for up to 5 s: the runtime is asynchronous to this thread.
+  template <typename Condition>
+  static bool within_5s(Condition condition) {
     for (auto deadline = std::chrono::steady_clock::now() + 5s; std::chrono::steady_clock::now() < deadline;) {
-      if (predicate(entry())) return true;
+      if (condition()) return true;
       std::this_thread::sleep_for(5ms);
     }
     return false;
   }
-
-  // Each worker closes its own socket of the old address when it gets to it: polls for up
-  // to 5 s until a connect is refused.
+  template <typename Predicate>
+  bool eventually(Predicate predicate) {
+    return within_5s([&] { return predicate(entry()); });
+  }
+  // Each worker closes its own socket of the old address when it gets to it.
   bool stops_listening(uint16_t port) {
-    for (auto deadline = std::chrono::steady_clock::now() + 5s; std::chrono::steady_clock::now() < deadline;) {
-      int fd = track(connect_to(port));
-      if (fd < 0) return true;
-      std::this_thread::sleep_for(5ms);
-    }
-    return false;
+    return within_5s([&] { return track(connect_to(port)) < 0; });
   }
 
   Workers workers_{2};  // two: the limits and generations are shared across workers
